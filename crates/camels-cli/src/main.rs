@@ -1,0 +1,123 @@
+//! `camels-cli`: the command line of camels (CaMeLS, Hu et al. 2023): models, data and benchmarks.
+
+mod bench;
+mod data_cmd;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use camels_model::device::{BackendJob, DeviceSpec, run_on};
+use camels_model::generate::{Decoding, GenerateConfig, generate};
+use camels_model::hf::load_gpt2;
+use camels_model::tokenizer::Gpt2Tokenizer;
+use clap::{Parser, Subcommand};
+
+/// camels: keep a language model's knowledge current with CaMeLS.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Log filter (`info`, `debug`, `camels_meta=debug`, …); also `RUST_LOG`.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a model directory's configuration and parameter count.
+    Info {
+        /// HF-layout directory (config.json, model.safetensors, tokenizer).
+        #[arg(long)]
+        base: PathBuf,
+    },
+    /// Continue prompts with a model (greedy by default).
+    Generate {
+        /// HF-layout directory.
+        #[arg(long)]
+        base: PathBuf,
+        /// A prompt; repeat for a batch.
+        #[arg(long, required = true)]
+        prompt: Vec<String>,
+        /// New tokens at most.
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
+        /// Beam search with this many beams (1 = greedy).
+        #[arg(long, default_value_t = 1)]
+        num_beams: usize,
+        /// Device: cpu, wgpu[:N] or cuda[:N].
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+    },
+    /// Datasets: synthesise, inspect.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// Benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match cli.command {
+        Command::Info { base } => info(&base),
+        Command::Generate { base, prompt, max_new_tokens, num_beams, device } => {
+            let job = GenerateJob { base, prompts: prompt, max_new_tokens, num_beams };
+            for (prompt, text) in run_on(device, job)?? {
+                println!("{prompt}{text}");
+            }
+            Ok(())
+        }
+        Command::Data(command) => data_cmd::run(command),
+        Command::Bench(command) => bench::run(command),
+    }
+}
+
+fn info(base: &std::path::Path) -> Result<()> {
+    let config_path = base.join("config.json");
+    let config = camels_model::hf::HfGpt2Config::from_file(&config_path)?.to_runtime(&config_path)?;
+    println!("{}", serde_json::to_string_pretty(&config)?);
+    println!("parameters: {}", config.num_params());
+    match Gpt2Tokenizer::from_dir(base) {
+        Ok(tokenizer) => println!("tokenizer: {} tokens, eos {}", tokenizer.vocab_size(), tokenizer.eos_id()),
+        Err(e) => println!("tokenizer: none ({e})"),
+    }
+    Ok(())
+}
+
+struct GenerateJob {
+    base: PathBuf,
+    prompts: Vec<String>,
+    max_new_tokens: usize,
+    num_beams: usize,
+}
+
+impl BackendJob for GenerateJob {
+    type Output = Result<Vec<(String, String)>>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let tokenizer = Gpt2Tokenizer::from_dir(&self.base)?;
+        let (model, config) = load_gpt2::<B>(&self.base, &device)
+            .with_context(|| format!("loading the model in {}", self.base.display()))?;
+        let prompts = self.prompts.iter().map(|p| tokenizer.encode(p)).collect::<Result<Vec<_>, _>>()?;
+        let decoding = if self.num_beams > 1 {
+            Decoding::Beam { num_beams: self.num_beams, length_penalty: 1.0 }
+        } else {
+            Decoding::Greedy
+        };
+        let generate_config =
+            GenerateConfig { decoding, ..GenerateConfig::greedy(self.max_new_tokens, config.eos_token_id) };
+        let outputs = generate(&model, &prompts, &generate_config, &device)?;
+        self.prompts
+            .into_iter()
+            .zip(outputs)
+            .map(|(prompt, ids)| {
+                let ids: Vec<u32> = ids.into_iter().filter(|&t| t != config.eos_token_id).collect();
+                Ok((prompt, tokenizer.decode(&ids)?))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,33 @@
+//! Tensors and models for camels, a Rust implementation of CaMeLS (Hu, Mitchell, Manning, Finn,
+//! "Meta-Learning Online Adaptation of Language Models", EMNLP 2023, arXiv 2305.15076).
+//!
+//! - [`gpt2`]: GPT-2 (`GPT2LMHeadModel`), differentiable twice on `Autodiff<Autodiff<B>>`;
+//! - [`weighting`]: the CaMeLS weighting model (GPT-2 trunk → MLP head → softplus(β = 3) × mask);
+//! - [`loss`]: per-token cross-entropy and the weighted reductions;
+//! - [`generate`]: KV-cache greedy and beam-search decoding;
+//! - [`hf`]: HF `config.json` + `model.safetensors` in and out;
+//! - [`tokenizer`]: GPT-2 byte-level BPE (load or train);
+//! - [`device`]: the only file that names backends (`flex` CPU by default, `wgpu`, `cuda`).
+//!
+//! ```
+//! use burn::prelude::*;
+//! use camels_model::{device::Cpu, gpt2::Gpt2Config, loss};
+//!
+//! let device = Default::default();
+//! let model = Gpt2Config::tiny().init::<Cpu>(&device);
+//! let ids = Tensor::<Cpu, 2, Int>::from_data([[1, 2, 3, 4], [5, 6, 7, 0]], &device); // [B, T]
+//! let logits = model.forward(ids.clone()); // [B, T, V]
+//! let token_loss = loss::token_cross_entropy(logits, ids); // [B, T-1]
+//! assert_eq!(token_loss.dims(), [2, 3]);
+//! ```
+
+pub mod device;
+pub mod error;
+pub mod generate;
+pub mod gpt2;
+pub mod hf;
+pub mod loss;
+pub mod tokenizer;
+pub mod weighting;
+
+pub use error::{ModelError, Result};
