@@ -10,14 +10,25 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(camels_data_absent)");
     println!("cargo::rerun-if-env-changed=CAMELS_DATA_DIR");
     println!("cargo::rerun-if-changed=build.rs");
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = match std::env::var_os("CAMELS_DATA_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+        None => manifest_dir.join("../../../shared/data"),
     };
-    // Watch the data folder, or (while it is missing) the nearest folder above it that exists:
-    // a path that does not exist would rerun this script on every build.
-    let watched = dir.ancestors().find(|p| p.exists()).unwrap_or(&dir);
-    println!("cargo::rerun-if-changed={}", watched.display());
+    // Cargo scans a watched folder recursively, and reruns this script (and rebuilds the crate) on
+    // every build when a watched path does not exist. So watch the data folder when it exists, else
+    // its parent (data may appear there), unless that parent holds the workspace itself (a scan of
+    // `/` or of the workspace's target folder would cost more than it saves). In that last case the
+    // cfg is re-evaluated when CAMELS_DATA_DIR or this file changes.
+    let workspace = manifest_dir.join("../..").canonicalize().unwrap_or_else(|_| manifest_dir.to_path_buf());
+    if dir.is_dir() {
+        println!("cargo::rerun-if-changed={}", dir.display());
+    } else if let Some(parent) = dir.parent().filter(|p| p.is_dir())
+        && let Ok(parent) = parent.canonicalize()
+        && !workspace.starts_with(&parent)
+    {
+        println!("cargo::rerun-if-changed={}", parent.display());
+    }
     if !SQUAD_FILES.iter().all(|f| dir.join(f).is_file()) {
         println!("cargo::rustc-cfg=camels_data_absent");
     }

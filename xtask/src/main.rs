@@ -110,7 +110,13 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn fwd_bwd_row(preset: &str, seq: &str, threads: &str, ours: &serde_json::Value, torch: Option<&serde_json::Value>) -> String {
+fn fwd_bwd_row(
+    preset: &str,
+    seq: &str,
+    threads: &str,
+    ours: &serde_json::Value,
+    torch: Option<&serde_json::Value>,
+) -> String {
     let f = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
     let (ts, tt, ratio) = match torch {
         Some(t) => (

@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/gpt2-tokenizer")));
 
+    let input = input.canonicalize().unwrap_or(input);
     let vocab = tokenizer_dir.join("vocab.json");
     let merges = tokenizer_dir.join("merges.txt");
     let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy()).build()?;

@@ -109,7 +109,10 @@ pub(crate) fn for_each_record(
         if odd_quotes && is_last {
             let start = record.position().map_or(0, |p| p.byte() as usize);
             let raw = text.get(start..).unwrap_or("");
-            if raw.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
+            // A stray quote inside an unquoted field (`5" screen`) is literal text, not an opening.
+            let opens_field =
+                raw.match_indices('"').any(|(i, _)| i == 0 || matches!(raw.as_bytes()[i - 1], b',' | b'\n'));
+            if opens_field && raw.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
                 let column = headers.get(record.len().saturating_sub(1)).cloned().unwrap_or_default();
                 report.skip(strict, DataError::UnterminatedQuote { path: path.to_path_buf(), location, column })?;
                 continue;

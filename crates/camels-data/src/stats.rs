@@ -184,8 +184,12 @@ impl fmt::Display for Stats {
                 writeln!(f, "  {id}: {q}")?;
             }
         }
-        for e in &self.report.skipped {
+        const SHOWN: usize = 20;
+        for e in self.report.skipped.iter().take(SHOWN) {
             writeln!(f, "skipped: {e}")?;
+        }
+        if self.report.skipped.len() > SHOWN {
+            writeln!(f, "skipped: … and {} more", self.report.skipped.len() - SHOWN)?;
         }
         Ok(())
     }

@@ -214,6 +214,11 @@ fn csv_unbalanced_quote_names_record_line_and_column() {
     let path = write(&dir, "last.csv", text);
     let err = streamingqa::read(&path, true).unwrap_err();
     assert_names(&err, &["last.csv: record 2 (line 3): column \"answers\"", "unterminated"]);
+
+    // A stray quote inside an unquoted field is text, even in the last record.
+    let path = write(&dir, "inch.csv", "text,question,answers\nA 5\" screen.,Size?,five\n");
+    let data = streamingqa::read(&path, true).unwrap();
+    assert_eq!(data.documents[0].text, "A 5\" screen.");
 }
 
 #[test]

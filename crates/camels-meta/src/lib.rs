@@ -1,1 +1,36 @@
-//! placeholder
+//! Meta-training for camels, a Rust implementation of CaMeLS (Hu, Mitchell, Manning, Finn,
+//! "Meta-Learning Online Adaptation of Language Models", EMNLP 2023, arXiv 2305.15076).
+//!
+//! - [`metagrad`]: the meta-gradient dJ/dw through K weighted SGD steps of the base LM, by an
+//!   adjoint recursion that never keeps a graph across two inner steps (exact double backward,
+//!   central differences, first order), with the reference's full unroll as an oracle;
+//! - [`params`]: parameter-space vector operations on burn modules.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient};
+//! use camels_model::{device::Cpu, gpt2::Gpt2Config, loss::Reduction};
+//!
+//! let device = Default::default();
+//! let base = Gpt2Config::tiny().init::<Cpu>(&device);
+//! let doc = Rows::new(vec![5, 9, 13, 2], vec![1.0; 4], 1, 4).unwrap();
+//! let problem = MetaProblem {
+//!     docs: vec![doc.clone(), doc],
+//!     qa: Rows::new(vec![7, 8, 9, 0], vec![1.0; 4], 1, 4).unwrap(),
+//!     qa_targets: vec![0.0, 0.0, 1.0, 1.0],
+//!     locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
+//!     inner_lr: 5e-4,
+//!     c_kl: 0.1,
+//!     reduction: Reduction::MeanPadded,
+//! };
+//! let weights = vec![Tensor::<Cpu, 2>::ones([1, 4], &device); 2]; // [1, T] per document
+//! let grad = meta_gradient(&base, &weights, &problem, MetaGradMode::Exact).unwrap();
+//! assert_eq!(grad.dj_dw.len(), 2);
+//! assert_eq!(grad.dj_dw[0][0], 0.0); // token 0 is never a target
+//! ```
+
+pub mod error;
+pub mod metagrad;
+pub mod params;
+
+pub use error::{MetaError, Result};

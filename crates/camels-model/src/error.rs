@@ -86,7 +86,9 @@ pub enum ModelError {
     #[error("shape error: {0}")]
     Shape(String),
     /// A backend was requested that this build does not include.
-    #[error("device `{requested}` is not available in this build (built with: {available}); rebuild with `--features {requested}`")]
+    #[error(
+        "device `{requested}` is not available in this build (built with: {available}); rebuild with `--features {requested}`"
+    )]
     DeviceUnavailable {
         /// The device asked for.
         requested: String,

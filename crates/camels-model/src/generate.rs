@@ -53,7 +53,10 @@ impl GenerateConfig {
     }
     /// Beam search with `num_beams` beams and length penalty 1.
     pub fn beam(num_beams: usize, max_new_tokens: usize, eos_token_id: u32) -> Self {
-        Self { decoding: Decoding::Beam { num_beams, length_penalty: 1.0 }, ..Self::greedy(max_new_tokens, eos_token_id) }
+        Self {
+            decoding: Decoding::Beam { num_beams, length_penalty: 1.0 },
+            ..Self::greedy(max_new_tokens, eos_token_id)
+        }
     }
 }
 

@@ -142,11 +142,7 @@ impl Gpt2Config {
             Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, std), device))
         };
         let zeros = |n: usize| Param::from_tensor(Tensor::zeros([n], device));
-        let ln = |eps| LayerNorm {
-            weight: Param::from_tensor(Tensor::ones([c], device)),
-            bias: zeros(c),
-            eps,
-        };
+        let ln = |eps| LayerNorm { weight: Param::from_tensor(Tensor::ones([c], device)), bias: zeros(c), eps };
         let conv = |i, o, std| Conv1d { weight: normal([i, o], std), bias: zeros(o) };
         let h = (0..self.n_layer)
             .map(|_| Block {
@@ -301,7 +297,12 @@ fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, p: f64) -> Tensor<B, D> 
 impl<B: Backend> Attention<B> {
     /// # Shapes
     /// `x` `[B, T, C]`, `blocked` `[B, 1, T, TK]` (true where a query may not see a key) → `[B, T, C]`.
-    pub fn forward(&self, x: Tensor<B, 3>, blocked: Tensor<B, 4, Bool>, cache: Option<&mut LayerCache<B>>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        blocked: Tensor<B, 4, Bool>,
+        cache: Option<&mut LayerCache<B>>,
+    ) -> Tensor<B, 3> {
         let [batch, len, c] = x.dims();
         let (nh, hd) = (self.n_head, c / self.n_head);
         let qkv = self.c_attn.forward(x); // [B, T, 3C]
@@ -363,7 +364,12 @@ impl<B: Backend> Block<B> {
     ///
     /// # Shapes
     /// `x` `[B, T, C]`, `blocked` `[B, 1, T, TK]` → `[B, T, C]`.
-    pub fn forward(&self, x: Tensor<B, 3>, blocked: Tensor<B, 4, Bool>, cache: Option<&mut LayerCache<B>>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        blocked: Tensor<B, 4, Bool>,
+        cache: Option<&mut LayerCache<B>>,
+    ) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), blocked, cache);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
     }
@@ -415,18 +421,29 @@ impl Positions {
     /// `attention_mask` `[B, TK]` (1 = real token), row-major; the last `len` columns are the new tokens.
     pub fn from_mask(attention_mask: &[u8], batch: usize, len: usize) -> crate::Result<Self> {
         if batch == 0 || attention_mask.len() % batch != 0 {
-            return Err(ModelError::Shape(format!("attention mask of {} values is not [{batch}, TK]", attention_mask.len())));
+            return Err(ModelError::Shape(format!(
+                "attention mask of {} values is not [{batch}, TK]",
+                attention_mask.len()
+            )));
         }
         let tk = attention_mask.len() / batch;
         if tk < len {
-            return Err(ModelError::Shape(format!("attention mask covers {tk} positions, fewer than the {len} new tokens")));
+            return Err(ModelError::Shape(format!(
+                "attention mask covers {tk} positions, fewer than the {len} new tokens"
+            )));
         }
         let past = tk - len;
         let mut position_ids = Vec::with_capacity(batch * len);
         let mut blocked = Vec::with_capacity(batch * len * tk);
         for row in attention_mask.chunks(tk) {
             let mut seen = 0i64;
-            let cumulative: Vec<i64> = row.iter().map(|&m| { seen += i64::from(m != 0); seen }).collect();
+            let cumulative: Vec<i64> = row
+                .iter()
+                .map(|&m| {
+                    seen += i64::from(m != 0);
+                    seen
+                })
+                .collect();
             for t in 0..len {
                 let abs = past + t;
                 position_ids.push(if row[abs] != 0 { cumulative[abs] - 1 } else { 0 });
@@ -439,7 +456,8 @@ impl Positions {
     fn tensors<B: Backend>(&self, device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 4, Bool>) {
         let tk = self.past + self.len;
         let pos = Tensor::from_data(TensorData::new(self.position_ids.clone(), [self.batch, self.len]), device);
-        let blocked = Tensor::<B, 3, Bool>::from_data(TensorData::new(self.blocked.clone(), [self.batch, self.len, tk]), device);
+        let blocked =
+            Tensor::<B, 3, Bool>::from_data(TensorData::new(self.blocked.clone(), [self.batch, self.len, tk]), device);
         (pos, blocked.unsqueeze_dim(1))
     }
 }
@@ -449,7 +467,12 @@ impl<B: Backend> Gpt2Model<B> {
     ///
     /// # Shapes
     /// `ids` `[B, T]` → `[B, T, C]`.
-    pub fn forward(&self, ids: Tensor<B, 2, Int>, positions: &Positions, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: &Positions,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
         let device = ids.device();
         let (pos, blocked) = positions.tensors::<B>(&device);
         let mut x = dropout(self.wte.forward(ids) + self.wpe.forward(pos), self.dropout); // [B, T, C]
@@ -501,7 +524,12 @@ impl<B: Backend> Gpt2LmHead<B> {
     ///
     /// # Shapes
     /// `ids` `[B, T]` → `[B, T, V]`.
-    pub fn forward_with(&self, ids: Tensor<B, 2, Int>, positions: &Positions, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+    pub fn forward_with(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: &Positions,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
         let hidden = self.transformer.forward(ids, positions, cache); // [B, T, C]
         self.lm_head(hidden)
     }

@@ -74,9 +74,9 @@ pub struct HfGpt2Config {
     /// `model_type`.
     #[serde(default = "defaults::model_type")]
     pub model_type: String,
-    /// `architectures`.
+    /// `architectures` (may be null).
     #[serde(default)]
-    pub architectures: Vec<String>,
+    pub architectures: Option<Vec<String>>,
 }
 
 mod defaults {
@@ -132,7 +132,10 @@ impl HfGpt2Config {
     pub fn to_runtime(&self, path: &Path) -> Result<Gpt2Config> {
         let bad = |field: &str, reason: String| ModelError::Config { path: path.into(), field: field.into(), reason };
         if !matches!(self.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh") {
-            return Err(bad("activation_function", format!("`{}` is not supported (gelu_new only)", self.activation_function)));
+            return Err(bad(
+                "activation_function",
+                format!("`{}` is not supported (gelu_new only)", self.activation_function),
+            ));
         }
         if !self.scale_attn_weights {
             return Err(bad("scale_attn_weights", "false is not supported".into()));
@@ -179,7 +182,7 @@ impl HfGpt2Config {
             scale_attn_by_inverse_layer_idx: false,
             tie_word_embeddings: true,
             model_type: defaults::model_type(),
-            architectures: vec!["GPT2LMHeadModel".into()],
+            architectures: Some(vec!["GPT2LMHeadModel".into()]),
         }
     }
 }
@@ -212,7 +215,11 @@ fn to_f32(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -
             .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
             .collect(),
         other => {
-            return Err(ModelError::UnsupportedDtype { path: path.into(), name: name.into(), dtype: format!("{other:?}") });
+            return Err(ModelError::UnsupportedDtype {
+                path: path.into(),
+                name: name.into(),
+                dtype: format!("{other:?}"),
+            });
         }
     })
 }
@@ -283,15 +290,19 @@ pub fn load_module<B: Backend, M: Module<B>>(
     aliases: impl Fn(&str) -> Vec<String>,
 ) -> Result<M> {
     let bytes = read_checkpoint(file)?;
-    let tensors =
-        SafeTensors::deserialize(&bytes).map_err(|e| ModelError::NotSafetensors { path: file.into(), reason: e.to_string() })?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .map_err(|e| ModelError::NotSafetensors { path: file.into(), reason: e.to_string() })?;
     let mut loader = Loader { file, tensors: &tensors, aliases, stack: Vec::new(), used: HashSet::new(), error: None };
     let module = module.map(&mut loader);
     if let Some(error) = loader.error {
         return Err(error);
     }
-    let mut unused: Vec<String> =
-        tensors.names().into_iter().filter(|n| !loader.used.contains(*n) && !is_ignored_key(n)).map(String::from).collect();
+    let mut unused: Vec<String> = tensors
+        .names()
+        .into_iter()
+        .filter(|n| !loader.used.contains(*n) && !is_ignored_key(n))
+        .map(String::from)
+        .collect();
     if !unused.is_empty() {
         unused.sort();
         return Err(ModelError::UnexpectedTensors { path: file.into(), names: unused });
@@ -332,7 +343,8 @@ pub fn checkpoint_paths(path: &Path) -> Result<(PathBuf, PathBuf)> {
         let file = path.join("model.safetensors");
         if !file.exists() {
             let reason = if path.join("pytorch_model.bin").exists() {
-                "only pytorch_model.bin found; convert it to model.safetensors (pickle files are not loaded)".to_string()
+                "only pytorch_model.bin found; convert it to model.safetensors (pickle files are not loaded)"
+                    .to_string()
             } else {
                 "no model.safetensors in the directory".to_string()
             };

@@ -71,10 +71,8 @@ fn fixture_tensors() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
 
 #[test]
 fn keys_without_the_transformer_prefix_load() {
-    let stripped = fixture_tensors()
-        .into_iter()
-        .map(|(n, t)| (n.strip_prefix("transformer.").unwrap().to_string(), t))
-        .collect();
+    let stripped =
+        fixture_tensors().into_iter().map(|(n, t)| (n.strip_prefix("transformer.").unwrap().to_string(), t)).collect();
     let dir = write_checkpoint("stripped", &stripped);
     let device = Default::default();
     let (model, _) = load_gpt2::<Cpu>(&dir, &device).unwrap();
@@ -88,8 +86,11 @@ fn a_missing_tensor_is_named_with_its_shape() {
     tensors.remove("transformer.h.1.mlp.c_fc.weight");
     let dir = write_checkpoint("missing", &tensors);
     let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
-    assert!(matches!(&err, ModelError::MissingTensor { name, expected, .. }
-        if name == "transformer.h.1.mlp.c_fc.weight" && expected == &vec![32, 128]), "{err}");
+    assert!(
+        matches!(&err, ModelError::MissingTensor { name, expected, .. }
+        if name == "transformer.h.1.mlp.c_fc.weight" && expected == &vec![32, 128]),
+        "{err}"
+    );
     assert!(err.to_string().contains("transformer.h.1.mlp.c_fc.weight"), "{err}");
 }
 
@@ -101,7 +102,10 @@ fn a_misshapen_tensor_names_expected_and_found_shapes() {
     let dir = write_checkpoint("shape", &tensors);
     let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("transformer.h.0.attn.c_attn.weight") && msg.contains("[96, 32]") && msg.contains("[32, 96]"), "{msg}");
+    assert!(
+        msg.contains("transformer.h.0.attn.c_attn.weight") && msg.contains("[96, 32]") && msg.contains("[32, 96]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -110,7 +114,10 @@ fn unknown_tensors_are_refused() {
     tensors.insert("transformer.h.2.ln_1.weight".into(), (vec![32], vec![1.0; 32]));
     let dir = write_checkpoint("extra", &tensors);
     let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
-    assert!(matches!(&err, ModelError::UnexpectedTensors { names, .. } if names == &vec!["transformer.h.2.ln_1.weight".to_string()]), "{err}");
+    assert!(
+        matches!(&err, ModelError::UnexpectedTensors { names, .. } if names == &vec!["transformer.h.2.ln_1.weight".to_string()]),
+        "{err}"
+    );
 }
 
 #[test]

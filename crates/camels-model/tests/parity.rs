@@ -58,7 +58,8 @@ fn gradients_match_transformers() {
     let r = reference();
     let ids = r.ids::<Ad>("input_ids", &device);
     let mask = r.float::<Ad, 2>("attention_mask", &device);
-    let loss = weighted_loss(token_cross_entropy(model.forward(ids.clone()), ids), mask.clone(), mask, Reduction::MeanReal);
+    let loss =
+        weighted_loss(token_cross_entropy(model.forward(ids.clone()), ids), mask.clone(), mask, Reduction::MeanReal);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     // Gradients as a module on the inner backend, so that they carry the parameter paths.
     let grad_model = model.valid().map(&mut GradsAsParams { grads: &grads });
@@ -84,7 +85,10 @@ struct GradsAsParams<'a> {
 }
 
 impl burn::module::ModuleMapper<Cpu> for GradsAsParams<'_> {
-    fn map_float<const D: usize>(&mut self, p: burn::module::Param<Tensor<Cpu, D>>) -> burn::module::Param<Tensor<Cpu, D>> {
+    fn map_float<const D: usize>(
+        &mut self,
+        p: burn::module::Param<Tensor<Cpu, D>>,
+    ) -> burn::module::Param<Tensor<Cpu, D>> {
         let (id, t, mapper) = p.consume();
         let g = self.grads.get::<Cpu, D>(id).unwrap_or_else(|| t.zeros_like());
         burn::module::Param::from_mapped_value(id, g, mapper)
@@ -97,7 +101,11 @@ fn generation_fixture() -> serde_json::Value {
 }
 
 fn rows(v: &serde_json::Value) -> Vec<Vec<u32>> {
-    v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .collect()
 }
 
 /// HF pads finished rows with `pad` (= EOS here); cut each row after its first EOS.

@@ -19,7 +19,10 @@ use common::*;
 fn loss<B: Backend>(model: &Gpt2LmHead<B>, device: &B::Device) -> Tensor<B, 1> {
     let ids = Tensor::<B, 2, Int>::from_data([[5, 17, 301, 42, 9, 77, 120, 3], [64, 2, 88, 450, 13, 0, 0, 0]], device);
     let mask = Tensor::<B, 2>::from_data([[1.0; 8], [1., 1., 1., 1., 1., 0., 0., 0.]], device);
-    let weights = Tensor::<B, 2>::from_data([[0.3, 1.2, 0.7, 2.0, 0.1, 1.0, 0.5, 0.9], [1.0, 0.4, 1.5, 0.8, 1.1, 1.0, 1.0, 1.0]], device);
+    let weights = Tensor::<B, 2>::from_data(
+        [[0.3, 1.2, 0.7, 2.0, 0.1, 1.0, 0.5, 0.9], [1.0, 0.4, 1.5, 0.8, 1.1, 1.0, 1.0, 1.0]],
+        device,
+    );
     weighted_loss(token_cross_entropy(model.forward(ids.clone()), ids), weights, mask, Reduction::MeanPadded)
 }
 

@@ -12,7 +12,8 @@ fn gpt2_vocab_merges_match_transformers() {
     let tokenizer = Gpt2Tokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
     assert_eq!(tokenizer.vocab_size(), 50257);
     assert_eq!(tokenizer.eos_id(), 50256);
-    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let cases = expected.as_array().unwrap();
     assert!(cases.len() >= 10);
     for case in cases {

@@ -66,13 +66,18 @@ fn gradients_reach_the_head_then_the_trunk() {
     let device = Default::default();
     let mut model = config().init::<Ad>(&device);
     let (ids, mask) = batch::<Ad>(&device);
-    let target = Tensor::<Ad, 2>::from_data([[0.1f32, 2.0, 0.1, 3.0, 0.1, 0.1], [1.0, 0.0, 2.0, 0.0, 0.0, 0.0]], &device);
+    let target =
+        Tensor::<Ad, 2>::from_data([[0.1f32, 2.0, 0.1, 3.0, 0.1, 0.1], [1.0, 0.0, 2.0, 0.0, 0.0, 0.0]], &device);
     let mut optim = SgdConfig::new().init::<Ad, WeightingModel<Ad>>();
     let mut seen = Vec::new();
     for _ in 0..2 {
         let loss = (model.forward(ids.clone(), mask.clone()) - target.clone()).powi_scalar(2).sum();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        seen.push((grad_norm(&model, &grads, "head.out"), grad_norm(&model, &grads, "head.fc"), grad_norm(&model, &grads, "trunk")));
+        seen.push((
+            grad_norm(&model, &grads, "head.out"),
+            grad_norm(&model, &grads, "head.fc"),
+            grad_norm(&model, &grads, "trunk"),
+        ));
         model = optim.step(0.1, model, grads);
     }
     // At initialisation `out` is zero: only it receives a gradient.
@@ -86,13 +91,21 @@ fn other_activations_and_normalisation() {
     let device = Default::default();
     let (ids, mask) = batch::<Cpu>(&device);
     let sigmoid = config().with_activation(WeightActivation::Sigmoid).init::<Cpu>(&device);
-    assert!(values(sigmoid.forward(ids.clone(), mask.clone())).iter().zip(values(mask.clone())).all(|(w, m)| (w - 0.5 * m).abs() < 1e-7));
+    assert!(
+        values(sigmoid.forward(ids.clone(), mask.clone()))
+            .iter()
+            .zip(values(mask.clone()))
+            .all(|(w, m)| (w - 0.5 * m).abs() < 1e-7)
+    );
     let normalized = config().with_normalize(true).init::<Cpu>(&device);
     let w = values(normalized.forward(ids, mask.clone()));
     let m = values(mask);
     let first: f32 = w[..6].iter().sum::<f32>() / 6.0;
     let second: f32 = w[6..9].iter().sum::<f32>() / 3.0;
-    assert!((first - 1.0).abs() < 1e-6 && (second - 1.0).abs() < 1e-6 && w[9..].iter().all(|&x| x == 0.0), "{w:?} {m:?}");
+    assert!(
+        (first - 1.0).abs() < 1e-6 && (second - 1.0).abs() < 1e-6 && w[9..].iter().all(|&x| x == 0.0),
+        "{w:?} {m:?}"
+    );
 }
 
 #[test]

@@ -48,7 +48,9 @@ impl Reference {
         let view = st.tensor(name).unwrap_or_else(|_| panic!("no `{name}`"));
         match view.dtype() {
             Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-            Dtype::F64 => view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+            Dtype::F64 => {
+                view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
+            }
             Dtype::I64 | Dtype::I32 => self.i64(name).into_iter().map(|x| x as f32).collect(),
             other => panic!("`{name}` is {other:?}"),
         }
@@ -58,7 +60,9 @@ impl Reference {
         let view = st.tensor(name).unwrap_or_else(|_| panic!("no `{name}`"));
         match view.dtype() {
             Dtype::I64 => view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect(),
-            Dtype::I32 => view.data().chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap()))).collect(),
+            Dtype::I32 => {
+                view.data().chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap()))).collect()
+            }
             other => panic!("`{name}` is {other:?}"),
         }
     }

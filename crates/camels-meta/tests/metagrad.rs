@@ -1,0 +1,234 @@
+//! The meta-gradient against PyTorch's full-unroll double backward (fixtures from
+//! `python fixtures/gen/meta.py`), against burn's own full unroll, against brute-force
+//! perturbation of single weights, and first order vs exact as α → 0.
+
+mod common;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient, weighting_gradient};
+use camels_model::gpt2::{Gpt2Config, Gpt2LmHead};
+use camels_model::hf::{HfGpt2Config, load_gpt2, load_module};
+use camels_model::loss::Reduction;
+use camels_model::weighting::{WeightingModel, WeightingModelConfig};
+use common::*;
+
+struct Case {
+    problem: MetaProblem,
+    weights: Vec<Tensor<Cpu, 2>>,
+    reference: Reference,
+}
+
+fn rows(r: &Reference, ids: &str, mask: &str) -> Vec<Rows> {
+    let shape = r.shape(ids);
+    let (ids, mask) = (r.i64(ids), r.f32(mask));
+    (0..shape[0])
+        .map(|b| {
+            let range = b * shape[1]..(b + 1) * shape[1];
+            Rows::new(ids[range.clone()].to_vec(), mask[range].to_vec(), 1, shape[1]).unwrap()
+        })
+        .collect()
+}
+
+fn batch(r: &Reference, ids: &str, mask: &str) -> Rows {
+    let shape = r.shape(ids);
+    Rows::new(r.i64(ids), r.f32(mask), shape[0], shape[1]).unwrap()
+}
+
+fn case(k: usize) -> Case {
+    let reference = Reference::open(fixtures().join(format!("meta/meta_K{k}.safetensors")));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("meta/meta_K{k}.json"))).unwrap())
+            .unwrap();
+    let docs: Vec<Rows> = rows(&reference, "doc_ids", "doc_mask").into_iter().take(k).collect();
+    let t = docs[0].len;
+    let w = reference.f32("w");
+    let device = Default::default();
+    let weights =
+        (0..k).map(|i| Tensor::from_data(TensorData::new(w[i * t..(i + 1) * t].to_vec(), [1, t]), &device)).collect();
+    let problem = MetaProblem {
+        docs,
+        qa: batch(&reference, "qa_ids", "qa_mask"),
+        qa_targets: reference.f32("qa_labels_mask"),
+        locality: batch(&reference, "loc_ids", "loc_mask"),
+        inner_lr: json["alpha"].as_f64().unwrap(),
+        c_kl: json["c_kl"].as_f64().unwrap(),
+        reduction: Reduction::MeanPadded,
+    };
+    Case { problem, weights, reference }
+}
+
+fn base() -> Gpt2LmHead<Cpu> {
+    load_gpt2::<Cpu>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
+}
+
+/// max over tokens of |a − b| / max |b|, over all documents.
+fn dw_error(ours: &[Vec<f32>], reference: &[f32]) -> f32 {
+    let flat: Vec<f32> = ours.iter().flatten().copied().collect();
+    rel_err(&flat, &reference[..flat.len()])
+}
+
+#[test]
+fn exact_and_central_differences_match_pytorch_double_backward() {
+    let theta0 = base();
+    for k in [1, 3] {
+        let c = case(k);
+        let expected = c.reference.f32("dJ_dw");
+        let exact = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
+        let j = c.reference.f32("J")[0];
+        assert!((exact.outer.total as f32 - j).abs() < 1e-4, "J {} vs {j}", exact.outer.total);
+        let err_exact = dw_error(&exact.dj_dw, &expected);
+        let cd = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::central_difference()).unwrap();
+        let err_cd = dw_error(&cd.dj_dw, &expected);
+        let unroll = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::FullUnroll).unwrap();
+        let err_unroll = dw_error(&unroll.dj_dw, &expected);
+        eprintln!(
+            "K = {k}: dJ/dw max relative error: exact {err_exact:.2e}, central differences {err_cd:.2e}, full unroll {err_unroll:.2e}"
+        );
+        assert!(err_exact <= 1e-4, "K = {k}: exact {err_exact:.2e}");
+        assert!(err_unroll <= 1e-4, "K = {k}: full unroll {err_unroll:.2e}");
+        assert!(err_cd <= 1e-2, "K = {k}: central differences {err_cd:.2e}");
+    }
+}
+
+#[test]
+fn weighting_model_gradient_matches_pytorch() {
+    let device = Default::default();
+    let config_path = fixtures().join("meta/weighting_config.json");
+    let trunk = HfGpt2Config::from_file(&config_path).unwrap().to_runtime(&config_path).unwrap();
+    let model: WeightingModel<Ad> = load_module(
+        WeightingModelConfig::new().with_trunk(trunk).init::<Ad>(&device),
+        &fixtures().join("meta/weighting.safetensors"),
+        |p| vec![p.to_string()],
+    )
+    .unwrap();
+    let theta0 = base();
+    for k in [1, 3] {
+        let c = case(k);
+        // The fixture's weights come from this weighting model.
+        let ours_w: Vec<f32> =
+            c.problem.docs.iter().flat_map(|d| values(model.forward(d.ids(&device), d.mask(&device)))).collect();
+        let err = max_abs_diff(&ours_w, &c.reference.f32("w")[..ours_w.len()]);
+        assert!(err < 1e-5, "weights differ by {err}");
+
+        let grad = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
+        let grads = weighting_gradient(&model, &c.problem.docs, &grad.dj_dw, &device).unwrap();
+        let mut worst = (0.0f32, String::new());
+        let mut checked = 0;
+        let mut visit = Compare {
+            grads: &grads,
+            reference: &c.reference,
+            stack: Vec::new(),
+            worst: &mut worst,
+            checked: &mut checked,
+        };
+        model.visit(&mut visit);
+        assert_eq!(checked, c.reference.names().iter().filter(|n| n.starts_with("dJ_dphi.")).count());
+        eprintln!("K = {k}: dJ/dφ worst relative error {:.2e} at {}", worst.0, worst.1);
+        assert!(worst.0 <= 1e-3, "K = {k}: dJ/dφ {:.2e} at {}", worst.0, worst.1);
+    }
+}
+
+struct Compare<'a> {
+    grads: &'a burn::optim::GradientsParams,
+    reference: &'a Reference,
+    stack: Vec<String>,
+    worst: &'a mut (f32, String),
+    checked: &'a mut usize,
+}
+
+impl ModuleVisitor<Ad> for Compare<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.stack.push(name.into());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.stack.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<Ad, D>>) {
+        let name = format!("dJ_dphi.{}", self.stack.join("."));
+        let ours =
+            self.grads.get::<Cpu, D>(p.id).map(values).unwrap_or_else(|| vec![0.0; p.val().shape().num_elements()]);
+        let err = rel_err(&ours, &self.reference.f32(&name));
+        if err > self.worst.0 {
+            *self.worst = (err, name);
+        }
+        *self.checked += 1;
+    }
+}
+
+/// J after the full unroll, for brute-force differences.
+fn outer_total(theta0: &Gpt2LmHead<Cpu>, weights: &[Tensor<Cpu, 2>], problem: &MetaProblem) -> f64 {
+    meta_gradient(theta0, weights, problem, MetaGradMode::first_order()).unwrap().outer.total
+}
+
+#[test]
+fn perturbing_single_weights_agrees_with_the_meta_gradient() {
+    let theta0 = base();
+    let c = case(3);
+    let exact = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
+    let delta = 0.05f32;
+    for (k, t) in [(0, 7), (1, 2), (2, 5)] {
+        let perturbed = |sign: f32| -> Vec<Tensor<Cpu, 2>> {
+            c.weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    if i != k {
+                        return w.clone();
+                    }
+                    let mut v = values(w.clone());
+                    v[t] += sign * delta;
+                    let len = v.len();
+                    Tensor::from_data(TensorData::new(v, [1, len]), &w.device())
+                })
+                .collect()
+        };
+        let fd = (outer_total(&theta0, &perturbed(1.0), &c.problem)
+            - outer_total(&theta0, &perturbed(-1.0), &c.problem))
+            / (2.0 * f64::from(delta));
+        let ours = f64::from(exact.dj_dw[k][t]);
+        eprintln!("w[{k}][{t}]: brute force {fd:.6e}, meta-gradient {ours:.6e}");
+        assert!((fd - ours).abs() <= 2e-3 * ours.abs().max(1e-2), "w[{k}][{t}]: {fd} vs {ours}");
+    }
+}
+
+#[test]
+fn first_order_and_central_differences_agree_as_the_inner_lr_vanishes() {
+    let theta0 = base();
+    let mut gaps = Vec::new();
+    for alpha in [5e-2, 5e-3, 5e-4] {
+        let mut c = case(3);
+        c.problem.inner_lr = alpha;
+        let exact = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::central_difference()).unwrap();
+        let first = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::first_order()).unwrap();
+        let flat = |g: &[Vec<f32>]| g.iter().flatten().copied().collect::<Vec<f32>>();
+        gaps.push(rel_err(&flat(&first.dj_dw), &flat(&exact.dj_dw)));
+    }
+    eprintln!("first order vs central differences, α = 5e-2, 5e-3, 5e-4: {gaps:?}");
+    assert!(gaps[0] > gaps[1] && gaps[1] > gaps[2] && gaps[2] < 1e-2, "{gaps:?}");
+}
+
+#[test]
+fn no_graph_is_needed_for_a_random_tiny_model_either() {
+    // The default tiny preset with the paper's inner lr: modes agree on a model never seen by the fixtures.
+    let device = Default::default();
+    let theta0 = Gpt2Config::tiny().init::<Cpu>(&device);
+    let doc = Rows::new(vec![5, 9, 13, 2, 7, 7], vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0], 1, 6).unwrap();
+    let problem = MetaProblem {
+        docs: vec![doc.clone(), doc],
+        qa: Rows::new(vec![7, 8, 9, 0], vec![1.0; 4], 1, 4).unwrap(),
+        qa_targets: vec![0.0, 0.0, 1.0, 1.0],
+        locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
+        inner_lr: 0.5,
+        c_kl: 0.1,
+        reduction: Reduction::MeanReal,
+    };
+    let weights = vec![Tensor::<Cpu, 2>::ones([1, 6], &device); 2];
+    let exact = meta_gradient(&theta0, &weights, &problem, MetaGradMode::Exact).unwrap();
+    let unroll = meta_gradient(&theta0, &weights, &problem, MetaGradMode::FullUnroll).unwrap();
+    let flat = |g: &[Vec<f32>]| g.iter().flatten().copied().collect::<Vec<f32>>();
+    let err = rel_err(&flat(&exact.dj_dw), &flat(&unroll.dj_dw));
+    assert!(err < 1e-4, "exact vs full unroll {err:.2e}");
+    // Padding and token 0 get no gradient.
+    assert!(exact.dj_dw.iter().all(|d| d[0] == 0.0 && d[5] == 0.0));
+}
