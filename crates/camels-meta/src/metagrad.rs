@@ -228,9 +228,7 @@ pub fn meta_gradient<B: Backend>(
         let (dsdw, h_lambda) = match mode {
             MetaGradMode::Exact => exact_step(theta, weights[k].clone(), doc, &lambda, problem.reduction),
             MetaGradMode::CentralDifference { h_rel } => {
-                let (dsdw, h) =
-                    difference_step(theta, weights[k].clone(), doc, &lambda, problem.reduction, h_rel, true);
-                (dsdw, h)
+                difference_step(theta, weights[k].clone(), doc, &lambda, problem.reduction, h_rel, true)
             }
             MetaGradMode::FirstOrder { h_rel } => {
                 difference_step(theta, weights[k].clone(), doc, &lambda, problem.reduction, h_rel, false)

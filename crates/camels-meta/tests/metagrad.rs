@@ -2,6 +2,7 @@
 //! `python fixtures/gen/meta.py`), against burn's own full unroll, against brute-force
 //! perturbation of single weights, and first order vs exact as α → 0.
 
+#[path = "../../camels-model/tests/common/mod.rs"]
 mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};

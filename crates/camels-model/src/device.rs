@@ -80,12 +80,13 @@ pub fn available() -> Vec<&'static str> {
     devices
 }
 
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+fn unavailable(requested: &str) -> ModelError {
+    ModelError::DeviceUnavailable { requested: requested.into(), available: available().join(", ") }
+}
+
 /// Runs `job` on the backend and device `spec` names.
 pub fn run_on<J: BackendJob>(spec: DeviceSpec, job: J) -> Result<J::Output> {
-    let unavailable = |requested: &str| ModelError::DeviceUnavailable {
-        requested: requested.into(),
-        available: available().join(", "),
-    };
     match spec {
         DeviceSpec::Cpu => Ok(job.run::<Cpu>(Default::default())),
         #[cfg(feature = "wgpu")]

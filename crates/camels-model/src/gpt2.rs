@@ -108,7 +108,7 @@ impl Gpt2Config {
             field: field.into(),
             reason,
         };
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return Err(bad("n_head", format!("{} does not divide n_embd {}", self.n_head, self.n_embd)));
         }
         for (field, value) in [
@@ -420,7 +420,7 @@ impl Positions {
     /// # Shapes
     /// `attention_mask` `[B, TK]` (1 = real token), row-major; the last `len` columns are the new tokens.
     pub fn from_mask(attention_mask: &[u8], batch: usize, len: usize) -> crate::Result<Self> {
-        if batch == 0 || attention_mask.len() % batch != 0 {
+        if batch == 0 || !attention_mask.len().is_multiple_of(batch) {
             return Err(ModelError::Shape(format!(
                 "attention mask of {} values is not [{batch}, TK]",
                 attention_mask.len()

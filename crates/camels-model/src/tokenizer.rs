@@ -17,6 +17,15 @@ use crate::error::{ModelError, Result};
 /// GPT-2's end-of-text token, used as EOS and padding.
 pub const EOS_TOKEN: &str = "<|endoftext|>";
 
+/// Token ids and the character span `[start, end)` each token covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoding {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Character offsets, one per token.
+    pub offsets: Vec<(usize, usize)>,
+}
+
 /// A GPT-2 style tokenizer with its EOS id.
 #[derive(Clone)]
 pub struct Gpt2Tokenizer {
@@ -108,13 +117,13 @@ impl Gpt2Tokenizer {
 
     /// Token ids of `text` (no special tokens added).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.encode_with_offsets(text)?.0)
+        Ok(self.encode_with_offsets(text)?.ids)
     }
 
     /// Token ids and the character span `[start, end)` each token covers.
-    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<Encoding> {
         let encoding = self.inner.encode_char_offsets(text, false).map_err(|e| tok_err("encode", e))?;
-        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
+        Ok(Encoding { ids: encoding.get_ids().to_vec(), offsets: encoding.get_offsets().to_vec() })
     }
 
     /// Text of `ids`, special tokens kept.

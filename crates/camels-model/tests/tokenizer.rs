@@ -25,10 +25,10 @@ fn gpt2_vocab_merges_match_transformers() {
             .iter()
             .map(|o| (o[0].as_u64().unwrap() as usize, o[1].as_u64().unwrap() as usize))
             .collect();
-        let (got_ids, got_offsets) = tokenizer.encode_with_offsets(text).unwrap();
-        assert_eq!(got_ids, ids, "ids of {text:?}");
-        assert_eq!(got_offsets, offsets, "offsets of {text:?}");
-        assert_eq!(tokenizer.decode(&got_ids).unwrap(), text, "decode of {text:?}");
+        let got = tokenizer.encode_with_offsets(text).unwrap();
+        assert_eq!(got.ids, ids, "ids of {text:?}");
+        assert_eq!(got.offsets, offsets, "offsets of {text:?}");
+        assert_eq!(tokenizer.decode(&got.ids).unwrap(), text, "decode of {text:?}");
     }
 }
 

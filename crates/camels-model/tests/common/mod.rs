@@ -1,4 +1,4 @@
-//! Shared helpers for the camels-model tests: fixture paths and reading reference tensors.
+//! Shared helpers for the camels-model and camels-meta tests: fixture paths and reading reference tensors.
 
 #![allow(dead_code, missing_docs)]
 
