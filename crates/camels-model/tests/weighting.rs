@@ -49,10 +49,10 @@ fn grad_norm(model: &WeightingModel<Ad>, grads: &GradientsParams, prefix: &str) 
             self.stack.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<Ad, D>>) {
-            if self.stack.join(".").starts_with(self.prefix) {
-                if let Some(g) = self.grads.get::<Cpu, D>(p.id) {
-                    self.total += values(g).iter().map(|x| x * x).sum::<f32>();
-                }
+            if self.stack.join(".").starts_with(self.prefix)
+                && let Some(g) = self.grads.get::<Cpu, D>(p.id)
+            {
+                self.total += values(g).iter().map(|x| x * x).sum::<f32>();
             }
         }
     }
