@@ -22,6 +22,11 @@ pub type Wgpu = burn::backend::Wgpu;
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Cuda;
 
+/// The CUDA backend without kernel fusion (`--device cuda-raw`), with feature `cuda`: each op is its
+/// own kernel. Slower when fusion works; there to tell fusion problems from CUDA ones.
+#[cfg(feature = "cuda")]
+pub type CudaRaw = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
 /// Which device to run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSpec {
@@ -32,6 +37,8 @@ pub enum DeviceSpec {
     Wgpu(usize),
     /// GPU number N through CUDA.
     Cuda(usize),
+    /// GPU number N through CUDA, without kernel fusion.
+    CudaRaw(usize),
 }
 
 impl FromStr for DeviceSpec {
@@ -45,6 +52,7 @@ impl FromStr for DeviceSpec {
             "cpu" | "flex" => Ok(Self::Cpu),
             "wgpu" => Ok(Self::Wgpu(index)),
             "cuda" => Ok(Self::Cuda(index)),
+            "cuda-raw" => Ok(Self::CudaRaw(index)),
             _ => Err(ModelError::UnknownDevice(s.into())),
         }
     }
@@ -56,6 +64,7 @@ impl fmt::Display for DeviceSpec {
             Self::Cpu => write!(f, "cpu"),
             Self::Wgpu(i) => write!(f, "wgpu:{i}"),
             Self::Cuda(i) => write!(f, "cuda:{i}"),
+            Self::CudaRaw(i) => write!(f, "cuda-raw:{i}"),
         }
     }
 }
@@ -76,6 +85,7 @@ pub fn available() -> Vec<&'static str> {
     }
     if cfg!(feature = "cuda") {
         devices.push("cuda");
+        devices.push("cuda-raw");
     }
     devices
 }
@@ -102,7 +112,9 @@ pub fn run_on<J: BackendJob>(spec: DeviceSpec, job: J) -> Result<J::Output> {
         DeviceSpec::Wgpu(_) => Err(unavailable("wgpu")),
         #[cfg(feature = "cuda")]
         DeviceSpec::Cuda(index) => Ok(job.run::<Cuda>(burn::backend::cuda::CudaDevice::new(index))),
+        #[cfg(feature = "cuda")]
+        DeviceSpec::CudaRaw(index) => Ok(job.run::<CudaRaw>(burn::backend::cuda::CudaDevice::new(index))),
         #[cfg(not(feature = "cuda"))]
-        DeviceSpec::Cuda(_) => Err(unavailable("cuda")),
+        DeviceSpec::Cuda(_) | DeviceSpec::CudaRaw(_) => Err(unavailable("cuda")),
     }
 }
