@@ -1,7 +1,10 @@
-"""PyTorch baseline for `camels-cli bench forward-backward`: a randomly initialised HF GPT-2 of the
-same preset, one warm-up then N timed forward+backward steps (mean token CE), fp32 on CPU.
+"""PyTorch baseline for `camels-cli bench forward-backward` and `bench adapt-step`: a randomly
+initialised HF GPT-2 of the same preset, one warm-up then N timed steps, fp32, on CPU or CUDA.
+`forward_backward` is forward + backward of the mean token CE; `adapt_step` adds an Adam update
+(lr 1e-5), one document per step, as online adaptation does.
 
 Usage: python bench/torch_fwd_bwd.py --preset distilgpt2 --seq 1024 --iters 3 --threads 2 --json out.json
+       python bench/torch_fwd_bwd.py --device cuda --bench adapt_step --preset gpt2-xl
 """
 import argparse
 import json
@@ -17,6 +20,8 @@ PRESETS = {
     "distilgpt2": dict(n_layer=6, n_embd=768, n_head=12),
     "gpt2": dict(n_layer=12, n_embd=768, n_head=12),
     "gpt2-medium": dict(n_layer=24, n_embd=1024, n_head=16),
+    "gpt2-large": dict(n_layer=36, n_embd=1280, n_head=20),
+    "gpt2-xl": dict(n_layer=48, n_embd=1600, n_head=25),
 }
 
 
@@ -27,30 +32,41 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--bench", default="forward_backward", choices=["forward_backward", "adapt_step"])
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = GPT2Config(activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      **PRESETS[args.preset])
-    model = GPT2LMHeadModel(cfg)
+    model = GPT2LMHeadModel(cfg).to(args.device)
     model.train()
-    ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq))
+    ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq), device=args.device)
+    optim = torch.optim.Adam(model.parameters(), lr=1e-5) if args.bench == "adapt_step" else None
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
     def step():
         start = time.perf_counter()
         logits = model(ids).logits
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, cfg.vocab_size), ids[:, 1:].reshape(-1))
         loss.backward()
+        if optim is not None:
+            optim.step()
         model.zero_grad(set_to_none=True)
+        sync()
         return time.perf_counter() - start
 
-    step()
+    warmup = step()
     seconds = [step() for _ in range(args.iters)]
     med = statistics.median(seconds)
-    result = dict(bench="forward_backward", implementation=f"pytorch {torch.__version__} + transformers {transformers.__version__}",
-                  device="cpu", preset=args.preset, batch=args.batch, seq=args.seq, threads=args.threads,
-                  iters=args.iters, seconds=seconds, median_seconds=med, tokens_per_second=args.batch * args.seq / med)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    result = dict(bench=args.bench, implementation=f"pytorch {torch.__version__} + transformers {transformers.__version__}",
+                  device=device, preset=args.preset, batch=args.batch, seq=args.seq, threads=args.threads,
+                  iters=args.iters, warmup_seconds=warmup, seconds=seconds, median_seconds=med,
+                  tokens_per_second=args.batch * args.seq / med)
+    if args.device == "cuda":
+        result["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -12,7 +12,11 @@ tasks:
   bench [--quick]        forward+backward tokens/s (camels-cli bench, release) next to PyTorch when
                          python3 with torch is available; writes bench/*.json and prints the table
   fixtures [--python P]  regenerate fixtures/ with PyTorch + transformers (see fixtures/README.md)
-  check-saved DIR        check that an HF directory written by camels opens in transformers";
+  check-saved DIR        check that an HF directory written by camels opens in transformers
+  gpu-check [--out DIR] [--pack-only]
+                         build the release CLI with cuda+wgpu, pack it as gpu/camels-cli.gz and, where
+                         nvidia-smi works, run bench/gpu-check.sh (parity checks + GPU benchmarks, JSONL)
+  gpu-table FILE         print the markdown table of a gpu-check results.jsonl";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +31,12 @@ fn main() -> Result<()> {
         "check-saved" => {
             let dir = rest.first().context("check-saved needs a directory")?;
             run(Command::new(python(rest)).arg("fixtures/gen/check_saved.py").arg(dir))
+        }
+        "gpu-check" => gpu_check(rest),
+        "gpu-table" => {
+            let file = rest.first().context("gpu-table needs a results.jsonl")?;
+            println!("{}", gpu_table(Path::new(file))?);
+            Ok(())
         }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -131,4 +141,75 @@ fn fwd_bwd_row(
         f(ours, "median_seconds"),
         f(ours, "tokens_per_second")
     )
+}
+
+/// Builds and packs the GPU binary; runs the check where a GPU is present.
+fn gpu_check(args: &[String]) -> Result<()> {
+    let pack_only = args.iter().any(|a| a == "--pack-only");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| root().join("gpu/out"), PathBuf::from);
+    // cudarc binds to a CUDA version at build time; 13.0 matches driver 580 and needs no toolkit here.
+    let cuda_version = std::env::var("CUDARC_CUDA_VERSION").unwrap_or_else(|_| "13000".into());
+    run(cargo()
+        .args(["build", "--release", "-p", "camels-cli", "--features", "cuda,wgpu"])
+        .env("CUDARC_CUDA_VERSION", &cuda_version))?;
+    let dir = root().join("gpu");
+    std::fs::create_dir_all(&dir)?;
+    let binary = dir.join("camels-cli");
+    std::fs::copy(root().join("target/release/camels-cli"), &binary).context("copying the release binary")?;
+    // Stripped and compressed it travels in ~15 MB; both tools are optional.
+    let _ = Command::new("strip").arg(&binary).status();
+    let packed = dir.join("camels-cli.gz");
+    let gz = std::fs::File::create(&packed)?;
+    let status = Command::new("gzip").args(["-6", "-c"]).arg(&binary).stdout(gz).status().context("running gzip")?;
+    if !status.success() {
+        bail!("gzip failed with {status}");
+    }
+    eprintln!("xtask: packed {} ({} bytes)", packed.display(), std::fs::metadata(&packed)?.len());
+    let has_gpu = Command::new("nvidia-smi").arg("-L").output().is_ok_and(|o| o.status.success());
+    if pack_only || !has_gpu {
+        eprintln!(
+            "xtask: no GPU here (or --pack-only); on the GPU machine, from the repository root:\n  \
+             bash bench/gpu-check.sh gpu/camels-cli.gz OUT_DIR\nthen `cargo xtask gpu-table OUT_DIR/results.jsonl`"
+        );
+        return Ok(());
+    }
+    run(Command::new("bash").arg("bench/gpu-check.sh").arg(&packed).arg(&out))?;
+    println!("{}", gpu_table(&out.join("results.jsonl"))?);
+    Ok(())
+}
+
+/// A markdown table of a gpu-check `results.jsonl`: one row per check or benchmark.
+fn gpu_table(file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut rows = vec![
+        "| run | GPU | exit | wall s | warm-up s | median s | tokens/s | peak GPU MiB | checks |".to_string(),
+        "|---|---|---|---|---|---|---|---|---|".to_string(),
+    ];
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}: line {}", file.display(), i + 1))?;
+        let r = &v["result"];
+        let num = |x: &serde_json::Value, digits: usize| x.as_f64().map_or("–".to_string(), |f| format!("{f:.digits$}"));
+        let checks = r["checks"].as_array().map_or("–".to_string(), |c| {
+            let passed = c.iter().filter(|c| c["pass"].as_bool() == Some(true)).count();
+            format!("{passed}/{} pass", c.len())
+        });
+        rows.push(format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            v["name"].as_str().unwrap_or("?"),
+            v["gpu"].as_str().unwrap_or("?").split(',').next().unwrap_or("?"),
+            v["rc"],
+            num(&v["wall_seconds"], 1),
+            num(&r["warmup_seconds"], 2),
+            num(&r["median_seconds"], 4),
+            num(&r["tokens_per_second"], 0),
+            v["peak_gpu_mib"],
+            checks,
+        ));
+    }
+    Ok(rows.join("\n"))
 }

@@ -1,4 +1,6 @@
-//! `camels-cli bench`: timed runs whose JSON `cargo xtask bench` collects into BENCHMARKS.md.
+//! `camels-cli bench`: timed runs whose JSON `cargo xtask bench` and `cargo xtask gpu-check` collect
+//! into BENCHMARKS.md. Each run reports its warm-up (kernel compilation, autotune) apart from the
+//! timed steady-state iterations, and the process's peak resident memory.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -7,9 +9,13 @@ use anyhow::{Context, Result};
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient, weighting_gradient};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::gpt2::Gpt2Config;
-use camels_model::loss::token_cross_entropy;
+use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
+use camels_model::weighting::WeightingModelConfig;
 use clap::Subcommand;
 use serde::Serialize;
 
@@ -36,6 +42,78 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// One online-adaptation step: forward, backward and an Adam update of the base LM on one document.
+    AdaptStep {
+        /// Base model size.
+        #[arg(long, default_value = "distilgpt2")]
+        preset: String,
+        /// Document length T.
+        #[arg(long, default_value_t = 1024)]
+        seq: usize,
+        /// Timed iterations after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        /// Device: cpu, wgpu[:N], cuda[:N], cuda-raw[:N].
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Write the result here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// One CaMeLS meta-step: the weighting model on K documents, the meta-gradient through K inner
+    /// SGD steps of the base, the backward into the weighting model and its Adam update.
+    MetaStep {
+        /// Base model size.
+        #[arg(long, default_value = "distilgpt2")]
+        preset: String,
+        /// Weighting model trunk size.
+        #[arg(long, default_value = "distilgpt2")]
+        weighting: String,
+        /// Documents per meta-step (K).
+        #[arg(long, default_value_t = 6)]
+        docs: usize,
+        /// Document length T.
+        #[arg(long, default_value_t = 1024)]
+        seq: usize,
+        /// Question+answer row length (K rows).
+        #[arg(long, default_value_t = 64)]
+        qa_len: usize,
+        /// Unrelated-text length for the locality term (one row).
+        #[arg(long, default_value_t = 1024)]
+        loc_len: usize,
+        /// Meta-gradient: exact, central-difference, first-order or full-unroll.
+        #[arg(long, default_value = "exact")]
+        mode: String,
+        /// Timed iterations after one warm-up.
+        #[arg(long, default_value_t = 2)]
+        iters: usize,
+        /// Device: cpu, wgpu[:N], cuda[:N], cuda-raw[:N].
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Write the result here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// One step-type benchmark's result (adaptation or meta-step).
+#[derive(Debug, Serialize)]
+pub struct StepResult {
+    pub bench: &'static str,
+    pub device: String,
+    pub preset: String,
+    pub weighting: Option<String>,
+    pub mode: Option<String>,
+    pub docs: usize,
+    pub seq: usize,
+    pub threads: usize,
+    /// The first step, kernel compilation and autotuning included.
+    pub warmup_seconds: f64,
+    pub seconds: Vec<f64>,
+    pub median_seconds: f64,
+    pub tokens_per_second: f64,
+    /// Peak resident memory of the process (host RAM; GPU memory is sampled outside).
+    pub peak_rss_gib: f64,
 }
 
 /// One benchmark's result.
@@ -68,18 +146,203 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 preset,
                 batch,
                 seq,
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                threads: threads(),
                 iters,
                 seconds,
                 median_seconds,
                 tokens_per_second: (batch * seq) as f64 / median_seconds,
             };
-            let text = serde_json::to_string_pretty(&result)?;
-            println!("{text}");
-            if let Some(path) = json {
-                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            }
-            Ok(())
+            emit(&result, json)
+        }
+        BenchCommand::AdaptStep { preset, seq, iters, device, json } => {
+            let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
+            let (warmup_seconds, seconds) = run_on(device, AdaptStep { config, seq, iters })?;
+            let median_seconds = median(&seconds);
+            let result = StepResult {
+                bench: "adapt_step",
+                device: device.to_string(),
+                preset,
+                weighting: None,
+                mode: None,
+                docs: 1,
+                seq,
+                threads: threads(),
+                warmup_seconds,
+                seconds,
+                median_seconds,
+                tokens_per_second: seq as f64 / median_seconds,
+                peak_rss_gib: peak_rss_gib(),
+            };
+            emit(&result, json)
+        }
+        BenchCommand::MetaStep { preset, weighting, docs, seq, qa_len, loc_len, mode, iters, device, json } => {
+            let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
+            let trunk = Gpt2Config::preset(&weighting).with_context(|| format!("unknown preset `{weighting}`"))?;
+            let meta_mode = match mode.as_str() {
+                "exact" => MetaGradMode::Exact,
+                "central-difference" => MetaGradMode::central_difference(),
+                "first-order" => MetaGradMode::first_order(),
+                "full-unroll" => MetaGradMode::FullUnroll,
+                other => anyhow::bail!("unknown --mode `{other}`: exact, central-difference, first-order, full-unroll"),
+            };
+            let job = MetaStep { config, trunk, docs, seq, qa_len, loc_len, mode: meta_mode, iters };
+            let (warmup_seconds, seconds) = run_on(device, job)??;
+            let median_seconds = median(&seconds);
+            let result = StepResult {
+                bench: "meta_step",
+                device: device.to_string(),
+                preset,
+                weighting: Some(weighting),
+                mode: Some(mode),
+                docs,
+                seq,
+                threads: threads(),
+                warmup_seconds,
+                seconds,
+                median_seconds,
+                tokens_per_second: (docs * seq) as f64 / median_seconds,
+                peak_rss_gib: peak_rss_gib(),
+            };
+            emit(&result, json)
+        }
+    }
+}
+
+fn emit(result: &impl Serialize, json: Option<PathBuf>) -> Result<()> {
+    let text = serde_json::to_string_pretty(result)?;
+    println!("{text}");
+    if let Some(path) = json {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The process's peak resident set (VmHWM), in GiB; 0 where /proc is absent.
+fn peak_rss_gib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / (1024.0 * 1024.0))
+}
+
+/// Random token ids in `[0, vocab)`. // [B, T]
+fn random_ids<B: Backend>(batch: usize, seq: usize, vocab: usize, device: &B::Device) -> Tensor<B, 2, Int> {
+    Tensor::<B, 2>::random([batch, seq], Distribution::Uniform(0.0, vocab as f64 - 1.0), device).int()
+}
+
+/// Host-side rows of random ids, all real.
+fn random_rows<B: Backend>(batch: usize, seq: usize, vocab: usize, device: &B::Device) -> Rows {
+    let ids = random_ids::<B>(batch, seq, vocab, device).into_data().convert::<i64>().to_vec::<i64>().expect("ids");
+    Rows::new(ids, vec![1.0; batch * seq], batch, seq).expect("consistent sizes")
+}
+
+/// Runs `step` once to warm up, then `iters` times; returns (warm-up seconds, timed seconds).
+fn timed(iters: usize, mut step: impl FnMut() -> f64) -> (f64, Vec<f64>) {
+    let warmup = step();
+    tracing::info!(warmup, "warm-up step");
+    let seconds = (0..iters)
+        .map(|i| {
+            let s = step();
+            tracing::info!(iteration = i, seconds = s, "timed step");
+            s
+        })
+        .collect();
+    (warmup, seconds)
+}
+
+struct AdaptStep {
+    config: Gpt2Config,
+    seq: usize,
+    iters: usize,
+}
+
+impl BackendJob for AdaptStep {
+    type Output = (f64, Vec<f64>);
+    fn run<B: Backend>(self, device: B::Device) -> (f64, Vec<f64>) {
+        type A<B> = Autodiff<B>;
+        let mut model = Some(self.config.init::<A<B>>(&device));
+        let mut optim = AdamConfig::new().init::<A<B>, camels_model::gpt2::Gpt2LmHead<A<B>>>();
+        let ids = random_ids::<A<B>>(1, self.seq, self.config.vocab_size, &device); // [1, T]
+        let mask = Tensor::<A<B>, 2>::ones([1, self.seq], &device); // [1, T]
+        timed(self.iters, || {
+            let start = Instant::now();
+            let m = model.take().expect("model");
+            let loss = weighted_loss(
+                token_cross_entropy(m.forward(ids.clone()), ids.clone()),
+                mask.clone(),
+                mask.clone(),
+                Reduction::MeanReal,
+            );
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            let m = optim.step(1e-5, m, grads);
+            B::sync(&device).expect("device sync");
+            model = Some(m);
+            start.elapsed().as_secs_f64()
+        })
+    }
+}
+
+struct MetaStep {
+    config: Gpt2Config,
+    trunk: Gpt2Config,
+    docs: usize,
+    seq: usize,
+    qa_len: usize,
+    loc_len: usize,
+    mode: MetaGradMode,
+    iters: usize,
+}
+
+impl BackendJob for MetaStep {
+    type Output = camels_meta::Result<(f64, Vec<f64>)>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        type A<B> = Autodiff<B>;
+        let vocab = self.config.vocab_size;
+        let base = self.config.init::<B>(&device);
+        let mut phi = Some(WeightingModelConfig::new().with_trunk(self.trunk.clone()).init::<A<B>>(&device));
+        let mut optim = AdamConfig::new().init::<A<B>, camels_model::weighting::WeightingModel<A<B>>>();
+        let docs: Vec<Rows> = (0..self.docs).map(|_| random_rows::<B>(1, self.seq, vocab, &device)).collect();
+        // Questions+answers: the loss is on the last quarter of each row (the answer).
+        let qa = random_rows::<B>(self.docs, self.qa_len, vocab, &device);
+        let qa_targets =
+            (0..self.docs * self.qa_len).map(|i| if i % self.qa_len >= self.qa_len * 3 / 4 { 1.0 } else { 0.0 }).collect();
+        let problem = MetaProblem {
+            docs,
+            qa,
+            qa_targets,
+            locality: random_rows::<B>(1, self.loc_len, vocab, &device),
+            inner_lr: 5e-4,
+            c_kl: 0.1,
+            reduction: Reduction::MeanPadded,
+        };
+        let mut failure = None;
+        let timings = timed(self.iters, || {
+            let start = Instant::now();
+            let model = phi.take().expect("weighting model");
+            let weights: Vec<Tensor<B, 2>> =
+                problem.docs.iter().map(|d| model.valid().forward(d.ids(&device), d.mask(&device))).collect();
+            let step = meta_gradient(&base, &weights, &problem, self.mode)
+                .and_then(|g| weighting_gradient(&model, &problem.docs, &g.dj_dw, &device));
+            let model = match step {
+                Ok(grads) => optim.step(1e-5, model, grads),
+                Err(e) => {
+                    failure = Some(e);
+                    model
+                }
+            };
+            B::sync(&device).expect("device sync");
+            phi = Some(model);
+            start.elapsed().as_secs_f64()
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(timings),
         }
     }
 }
@@ -106,12 +369,7 @@ impl BackendJob for FwdBwd {
     fn run<B: Backend>(self, device: B::Device) -> Vec<f64> {
         type A<B> = Autodiff<B>;
         let model = self.config.init::<A<B>>(&device);
-        let ids = Tensor::<A<B>, 2>::random(
-            [self.batch, self.seq],
-            Distribution::Uniform(0.0, self.config.vocab_size as f64 - 1.0),
-            &device,
-        )
-        .int();
+        let ids = random_ids::<A<B>>(self.batch, self.seq, self.config.vocab_size, &device); // [B, T]
         let step = || {
             let start = Instant::now();
             let loss = token_cross_entropy(model.forward(ids.clone()), ids.clone()).mean();
@@ -120,14 +378,6 @@ impl BackendJob for FwdBwd {
             B::sync(&device).expect("device sync");
             start.elapsed().as_secs_f64()
         };
-        let warmup = step();
-        tracing::info!(warmup, "warm-up step");
-        (0..self.iters)
-            .map(|i| {
-                let s = step();
-                tracing::info!(iteration = i, seconds = s, "timed step");
-                s
-            })
-            .collect()
+        timed(self.iters, step).1
     }
 }

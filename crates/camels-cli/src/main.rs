@@ -1,6 +1,7 @@
 //! `camels-cli`: the command line of camels (CaMeLS, Hu et al. 2023): models, data and benchmarks.
 
 mod bench;
+mod check;
 mod data_cmd;
 
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     /// Datasets: synthesise, inspect.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// The fixture parity and meta-gradient checks on a device (GPU backends included), timed.
+    Check(check::CheckArgs),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -74,6 +77,7 @@ fn main() -> Result<()> {
         }
         Command::Data(command) => data_cmd::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::Check(args) => check::run(args),
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`metagrad`]: the meta-gradient dJ/dw through K weighted SGD steps of the base LM, by an
 //!   adjoint recursion that never keeps a graph across two inner steps (exact double backward,
 //!   central differences, first order), with the reference's full unroll as an oracle;
-//! - [`params`]: parameter-space vector operations on burn modules.
+//! - [`params`]: parameter-space vector operations on burn modules;
+//! - [`parity`]: the fixture parity checks, runnable on any backend (`camels-cli check`).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -32,5 +33,6 @@
 pub mod error;
 pub mod metagrad;
 pub mod params;
+pub mod parity;
 
 pub use error::{MetaError, Result};

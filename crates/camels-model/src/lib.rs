@@ -7,6 +7,7 @@
 //! - [`generate`]: KV-cache greedy and beam-search decoding;
 //! - [`hf`]: HF `config.json` + `model.safetensors` in and out;
 //! - [`tokenizer`]: GPT-2 byte-level BPE (load or train);
+//! - [`reference`]: reference tensors (HF/PyTorch outputs) and error measures for parity checks;
 //! - [`device`]: the only file that names backends (`flex` CPU by default, `wgpu`, `cuda`).
 //!
 //! ```
@@ -27,6 +28,7 @@ pub mod generate;
 pub mod gpt2;
 pub mod hf;
 pub mod loss;
+pub mod reference;
 pub mod tokenizer;
 pub mod weighting;
 

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use safetensors::{Dtype, SafeTensors};
+use camels_model::reference::{self, TensorFile};
+pub use camels_model::reference::{rel_err, values};
 
 /// The CPU backend, and the same under one and two levels of autodiff.
 pub type Cpu = camels_model::device::Cpu;
@@ -25,70 +26,35 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Reference tensors written by `fixtures/gen/*.py`.
-pub struct Reference {
-    bytes: Vec<u8>,
-}
+/// Reference tensors written by `fixtures/gen/*.py`; panics on a missing tensor (tests only).
+pub struct Reference(TensorFile);
 
 impl Reference {
     pub fn open(path: PathBuf) -> Self {
-        Self { bytes: std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) }
-    }
-    fn st(&self) -> SafeTensors<'_> {
-        SafeTensors::deserialize(&self.bytes).unwrap()
+        Self(TensorFile::open(&path).unwrap_or_else(|e| panic!("{e}")))
     }
     pub fn names(&self) -> Vec<String> {
-        self.st().names().into_iter().map(String::from).collect()
+        self.0.names()
     }
     pub fn shape(&self, name: &str) -> Vec<usize> {
-        self.st().tensor(name).unwrap_or_else(|_| panic!("no `{name}`")).shape().to_vec()
+        self.0.shape(name).unwrap_or_else(|e| panic!("{e}"))
     }
     pub fn f32(&self, name: &str) -> Vec<f32> {
-        let st = self.st();
-        let view = st.tensor(name).unwrap_or_else(|_| panic!("no `{name}`"));
-        match view.dtype() {
-            Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-            Dtype::F64 => {
-                view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
-            }
-            Dtype::I64 | Dtype::I32 => self.i64(name).into_iter().map(|x| x as f32).collect(),
-            other => panic!("`{name}` is {other:?}"),
-        }
+        self.0.f32(name).unwrap_or_else(|e| panic!("{e}"))
     }
     pub fn i64(&self, name: &str) -> Vec<i64> {
-        let st = self.st();
-        let view = st.tensor(name).unwrap_or_else(|_| panic!("no `{name}`"));
-        match view.dtype() {
-            Dtype::I64 => view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect(),
-            Dtype::I32 => {
-                view.data().chunks_exact(4).map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap()))).collect()
-            }
-            other => panic!("`{name}` is {other:?}"),
-        }
+        self.0.i64(name).unwrap_or_else(|e| panic!("{e}"))
     }
     pub fn ids<B: Backend>(&self, name: &str, device: &B::Device) -> Tensor<B, 2, Int> {
-        let shape = self.shape(name);
-        Tensor::from_data(TensorData::new(self.i64(name), [shape[0], shape[1]]), device)
+        self.0.ids(name, device).unwrap_or_else(|e| panic!("{e}"))
     }
     pub fn float<B: Backend, const D: usize>(&self, name: &str, device: &B::Device) -> Tensor<B, D> {
-        let shape: [usize; D] = self.shape(name).try_into().unwrap();
-        Tensor::from_data(TensorData::new(self.f32(name), shape), device)
+        self.0.float(name, device).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
-/// Values of a float tensor.
-pub fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
-}
-
-/// max |a − b|.
+/// max |a − b|, for slices of equal length.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
-/// max |a − b| / max |b| (normwise relative error in the max norm).
-pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().map(|x| x.abs()).fold(0.0, f32::max).max(1e-12);
-    max_abs_diff(a, b) / scale
+    reference::max_abs_diff(a, b)
 }
