@@ -4,6 +4,11 @@
 #
 #   bash bench/gpu-check.sh gpu/camels-cli.gz OUT_DIR [DEADLINE_SECONDS]
 #
+# CUDA start-up is dominated by NVRTC compiling every kernel (and every autotune candidate) at first
+# use, about one a second on an H200 (BENCHMARKS.md). The compiled kernels and autotune results are
+# cached in one folder; the run packs it as OUT_DIR/cubecl-cache.tar.gz, and restores it from
+# gpu/cubecl-cache.tar.gz when present, so a later run on a fresh machine starts warm.
+#
 # Writes OUT_DIR/log.txt (timestamped phases), OUT_DIR/results.jsonl (one JSON object per check or
 # benchmark, with the GPU's name and peak GPU memory), OUT_DIR/compile.log and OUT_DIR/autotune.log
 # (cubecl's kernel compilation and autotune events). Every phase has its own timeout, so a hang shows
@@ -42,6 +47,9 @@ if [ -d "$REPO/.gl" ] && nvidia-smi -L > /dev/null 2>&1; then
 fi
 # cubecl reads cubecl.toml from the working directory: log every kernel compile and autotune, and
 # cache both on disk, so later processes (and a rerun) skip the compilation.
+if [ -f "$REPO/gpu/cubecl-cache.tar.gz" ]; then
+  tar -xzf "$REPO/gpu/cubecl-cache.tar.gz" -C "$WORK" && log "restored the kernel cache: $(du -sh "$WORK/cache" | cut -f1)"
+fi
 cat > "$WORK/cubecl.toml" <<EOF
 [compilation]
 cache = { file = "$WORK/cache" }
@@ -83,6 +91,7 @@ run() {
   compiles=$(( $(wc -l < "$OUT/compile.log" 2>/dev/null || echo 0) - compiles_before ))
   log "end $name: rc=$rc wall=${secs}s peak_gpu_mib=${peak:-?} compile_log_lines=$compiles"
   tail -n 25 "$WORK/$name.stdout" | sed 's/^/    /' >> "$OUT/log.txt"
+  grep -a "parity check\|warm-up step\|timed step" "$WORK/$name.stderr" | sed 's/^/    > /' >> "$OUT/log.txt"
   { head -n 5 "$WORK/$name.stderr"; echo ...; tail -n 12 "$WORK/$name.stderr"; } | sed 's/^/    ! /' >> "$OUT/log.txt"
   local body="null"
   [ -s "$WORK/$name.json" ] && body=$(tr -d '\n' < "$WORK/$name.json")
@@ -117,6 +126,7 @@ run adapt_gpt2xl_torch 40 python3 "$TORCH" --device cuda --bench adapt_step --pr
 bench meta_gpt2large 120 meta-step --preset gpt2-large --iters 1
 [ "$DEV" = cuda ] && run check_cuda_raw 90 "$BIN" check --device cuda-raw --fixtures "$FX" --json "$WORK/check_cuda_raw.json"
 log "done"
+[ -d "$WORK/cache" ] && tar -czf "$OUT/cubecl-cache.tar.gz" -C "$WORK" cache && log "packed the kernel cache"
 # The logs must come back under the size limit on returned files.
 for f in compile.log autotune.log; do
   [ -f "$OUT/$f" ] && tail -c 15000000 "$OUT/$f" > "$WORK/$f.tail" && mv "$WORK/$f.tail" "$OUT/$f"
