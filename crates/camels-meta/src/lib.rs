@@ -29,6 +29,7 @@
 //! assert_eq!(grad.dj_dw[0][0], 0.0); // token 0 is never a target
 //! ```
 
+pub mod adapt;
 pub mod error;
 pub mod metagrad;
 pub mod params;
