@@ -64,7 +64,7 @@ pub struct AdaptConfig {
     pub grad_accumulation: usize,
     /// Passes over the stream.
     pub epochs: usize,
-    /// Longest document, in tokens (longer documents are truncated).
+    /// Longest document, in tokens (longer documents are truncated; never more than the model's context).
     pub max_doc_tokens: usize,
     /// How a micro-batch's weighted token losses are normalised.
     pub reduction: Reduction,
@@ -479,6 +479,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
         }
     }
     let pad = 0u32;
+    let max_len = config.max_doc_tokens.min(model.transformer.wpe.weight.dims()[0]); // the context bounds documents
     let mut accumulator = GradientsAccumulator::<Gpt2LmHead<B>>::new();
     let mut pending = 0usize; // micro-batches accumulated since the last step
     let mut accumulated_any = false;
@@ -501,7 +502,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
         let mut batch_loss = f64::NAN;
         while !rows.is_empty() {
             let refs: Vec<&WeightedDoc> = rows.iter().map(|(_, d)| *d).collect();
-            let (ids, weights, mask) = batch_tensors::<B>(&refs, config.max_doc_tokens, pad, &device);
+            let (ids, weights, mask) = batch_tensors::<B>(&refs, max_len, pad, &device);
             let token_loss = token_cross_entropy(model.forward(ids.clone()), ids); // [B, T−1]
             let per_row = row_losses(token_loss.clone().detach(), weights.clone(), mask.clone(), config.reduction);
             let bad: Vec<usize> = (0..per_row.len()).filter(|&i| !per_row[i].is_finite()).collect();
@@ -517,7 +518,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
             batch_loss = per_row.iter().sum::<f64>() / per_row.len() as f64;
             for ((u, d), l) in rows.iter().zip(&per_row) {
                 report.losses.push(DocLoss { index: *u, id: d.id.clone(), loss: *l });
-                report.tokens += d.ids.len().min(config.max_doc_tokens);
+                report.tokens += d.ids.len().min(max_len);
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);

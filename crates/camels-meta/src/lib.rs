@@ -31,7 +31,9 @@
 
 pub mod adapt;
 pub mod error;
+pub mod eval;
 pub mod metagrad;
 pub mod params;
+pub mod strategy;
 
 pub use error::{MetaError, Result};

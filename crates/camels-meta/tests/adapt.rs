@@ -135,3 +135,98 @@ fn accumulation_and_batching_take_fewer_steps() {
     // The second pass sees the documents again, with a lower loss.
     assert!(report.losses[5].loss < report.losses[0].loss);
 }
+
+mod strategies_and_eval {
+    use super::*;
+    use camels_data::{Document, Question, TextEncoder};
+    use camels_meta::eval::{EvalConfig, Summary, evaluate_questions, perplexity, questions_of, write_predictions_csv};
+    use camels_meta::strategy::{WeightStrategy, Weigher, weighted_docs};
+    use burn::module::AutodiffModule;
+    use camels_model::tokenizer::Gpt2Tokenizer;
+
+    fn tokenizer() -> Gpt2Tokenizer {
+        Gpt2Tokenizer::from_dir(&fixtures().join("tiny-gpt2")).unwrap()
+    }
+
+    fn document() -> Document {
+        let mut d = Document::new("d0", "Varodek Quillian was born in 1873 in the town of Belkarra.");
+        d.questions.push(Question::new("When was Varodek Quillian born?", vec!["1873".into()]));
+        d.questions.push(Question::new("Where was Varodek Quillian born?", vec!["Belkarra".into(), "the town of Belkarra".into()]));
+        d
+    }
+
+    #[test]
+    fn strategies_weigh_the_base_tokens() {
+        let tok = tokenizer();
+        let docs = vec![document()];
+        let texts = vec![docs[0].text.as_str()];
+        let device = Default::default();
+        let encoded = tok.inner().encode(&docs[0].text).unwrap();
+        for (spec, check) in [
+            ("uniform", Box::new(|w: &[f32]| w.iter().all(|&x| x == 1.0)) as Box<dyn Fn(&[f32]) -> bool>),
+            ("salient", Box::new(|w: &[f32]| w.contains(&1.0) && w.contains(&0.0))),
+            ("tfidf:0", Box::new(|w: &[f32]| w.iter().any(|&x| x > 0.0) && w.iter().all(|&x| x >= 0.0))),
+        ] {
+            let weigher = Weigher::<Cpu>::new(&spec.parse().unwrap(), &texts, &device).unwrap();
+            let w = weighted_docs(&weigher, tok.inner(), &docs, 64).unwrap();
+            assert_eq!(w[0].ids, encoded.ids);
+            assert!(check(&w[0].weights), "{spec}: {:?}", w[0].weights);
+        }
+        // The salient tokens are those of the year and the names.
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Salient, &texts, &device).unwrap();
+        let w = weigher.weigh(&docs[0].text, &encoded).unwrap();
+        let salient: String = encoded
+            .offsets
+            .iter()
+            .zip(&w)
+            .filter(|(_, w)| **w == 1.0)
+            .map(|(&(s, e), _)| docs[0].text.chars().skip(s).take(e - s).collect::<String>())
+            .collect();
+        assert_eq!(salient.split_whitespace().collect::<Vec<_>>().join(" "), "Varodek Quillian 1873 Belkarra");
+
+        // A CaMeLS weighting model (the meta fixture's) on the same tokenizer: its own forward.
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Camels(fixtures().join("meta")), &texts, &device).unwrap();
+        let w = weigher.weigh(&docs[0].text, &encoded).unwrap();
+        assert_eq!(w.len(), encoded.ids.len());
+        assert!(w.iter().all(|x| x.is_finite() && *x > 0.0));
+    }
+
+    #[test]
+    fn adapting_on_the_document_lowers_the_answer_nll() {
+        let tok = tokenizer();
+        // Questions that the document's own text continues, so that adapting on it must help.
+        let mut doc = document();
+        doc.questions = vec![
+            Question::new("Varodek Quillian was born in", vec!["1873".into()]),
+            Question::new("Varodek Quillian was born in 1873 in the town of", vec!["Belkarra".into(), "the town of Belkarra".into()]),
+        ];
+        let docs = vec![doc];
+        let device = Default::default();
+        let config = EvalConfig { max_new_tokens: 4, ..EvalConfig::default() };
+        let items = questions_of(&docs);
+        let before_model = tiny();
+        let before = evaluate_questions(&before_model.valid(), &tok, &items, &config, &device).unwrap();
+        let ppl_before = perplexity(&before_model.valid(), tok.inner(), &[docs[0].text.as_str()], &config, &device).unwrap();
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Uniform, &[""], &device).unwrap();
+        let stream = weighted_docs(&weigher, tok.inner(), &docs, 64).unwrap();
+        let adapt_config = AdaptConfig { epochs: 20, ..torch_adam() };
+        let (adapted, _) = adapt(before_model, &stream, &adapt_config, RunControl::default()).unwrap();
+        let mut after = evaluate_questions(&adapted.valid(), &tok, &items, &config, &device).unwrap();
+        let ppl_after = perplexity(&adapted.valid(), tok.inner(), &[docs[0].text.as_str()], &config, &device).unwrap();
+        assert_eq!(after.len(), 2);
+        for (a, b) in after.iter_mut().zip(&before) {
+            assert!(a.nll < b.nll, "{}: nll {} after vs {} before", a.question, a.nll, b.nll);
+            a.nll_before = Some(b.nll);
+        }
+        assert!(ppl_after < ppl_before, "the streamed text itself gets likelier: {ppl_after} vs {ppl_before}");
+        let summary = Summary::default().with_predictions(&after);
+        assert_eq!(summary.n_questions, 2);
+        assert!(summary.answer_nll_before.unwrap() > summary.answer_nll_after);
+        let dir = scratch("eval-out");
+        write_predictions_csv(&dir.join("predictions.csv"), &after).unwrap();
+        let csv = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3);
+        assert!(csv.contains("\"Belkarra | the town of Belkarra\""));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
