@@ -51,11 +51,74 @@ const MONTHS: &[&str] = &[
 ];
 const DATE_SUFFIXES: &[&str] = &["century", "centuries", "bc", "ad", "bce", "ce"];
 const OPENERS: &[&str] = &[
-    "the", "a", "an", "in", "on", "at", "he", "she", "it", "they", "we", "i", "this", "that", "these", "those", "his",
-    "her", "its", "their", "there", "after", "before", "during", "when", "while", "although", "however", "as", "by",
-    "for", "from", "with", "but", "and", "or", "if", "since", "some", "many", "most", "other", "both", "each",
-    "one", "all", "another", "such", "what", "which", "who", "where", "why", "how", "also", "following", "today",
-    "because", "despite", "unlike", "like", "under", "over", "between", "among", "according", "until", "though",
+    "the",
+    "a",
+    "an",
+    "in",
+    "on",
+    "at",
+    "he",
+    "she",
+    "it",
+    "they",
+    "we",
+    "i",
+    "this",
+    "that",
+    "these",
+    "those",
+    "his",
+    "her",
+    "its",
+    "their",
+    "there",
+    "after",
+    "before",
+    "during",
+    "when",
+    "while",
+    "although",
+    "however",
+    "as",
+    "by",
+    "for",
+    "from",
+    "with",
+    "but",
+    "and",
+    "or",
+    "if",
+    "since",
+    "some",
+    "many",
+    "most",
+    "other",
+    "both",
+    "each",
+    "one",
+    "all",
+    "another",
+    "such",
+    "what",
+    "which",
+    "who",
+    "where",
+    "why",
+    "how",
+    "also",
+    "following",
+    "today",
+    "because",
+    "despite",
+    "unlike",
+    "like",
+    "under",
+    "over",
+    "between",
+    "among",
+    "according",
+    "until",
+    "though",
 ];
 
 /// A word of the text: `[start, end)` in characters and its text.
@@ -239,7 +302,10 @@ mod tests {
 
     #[test]
     fn names_numbers_and_dates() {
-        assert_eq!(found("In 1873 the University of Paris hired 12,000 people."), ["1873", "University of Paris", "12,000"]);
+        assert_eq!(
+            found("In 1873 the University of Paris hired 12,000 people."),
+            ["1873", "University of Paris", "12,000"]
+        );
         assert_eq!(found("He lived in the 19th century in São Paulo."), ["19th century", "São Paulo"]);
         assert_eq!(found("the cat sat on the mat"), Vec::<String>::new());
     }

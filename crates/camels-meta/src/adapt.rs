@@ -358,10 +358,7 @@ fn load_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
         });
     }
     if &state.config != config {
-        return Err(MetaError::CheckpointMismatch {
-            path: state_path,
-            reason: "the adaptation config differs".into(),
-        });
+        return Err(MetaError::CheckpointMismatch { path: state_path, reason: "the adaptation config differs".into() });
     }
     let device = model.devices().into_iter().next().expect("a model on a device");
     let model_path = dir.join(&state.model_file);
@@ -391,7 +388,8 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
         .map_err(|e| recorder_error(&model_path, e))?;
     write_atomic(&model_path, &bytes)?;
     let optim_path = dir.join(&state.optim_file);
-    let bytes = Recorder::<B>::record(&Rec::default(), optim.to_record(), ()).map_err(|e| recorder_error(&optim_path, e))?;
+    let bytes =
+        Recorder::<B>::record(&Rec::default(), optim.to_record(), ()).map_err(|e| recorder_error(&optim_path, e))?;
     write_atomic(&optim_path, &bytes)?;
     let state_path = dir.join("state.json");
     let json = serde_json::to_vec_pretty(&state).map_err(|e| recorder_error(&state_path, e))?;
@@ -437,13 +435,20 @@ fn batch_tensors<B: Backend>(
 }
 
 /// Per-row weighted losses `[B]` on the host, each normalised as `reduction` would for that row alone.
-fn row_losses<B: Backend>(token_loss: Tensor<B, 2>, weights: Tensor<B, 2>, mask: Tensor<B, 2>, reduction: Reduction) -> Vec<f64> {
+fn row_losses<B: Backend>(
+    token_loss: Tensor<B, 2>,
+    weights: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    reduction: Reduction,
+) -> Vec<f64> {
     let [batch, len] = mask.dims();
     let target_mask = mask.narrow(1, 1, len - 1); // [B, T−1]
     let sums = (token_loss * weights.narrow(1, 1, len - 1) * target_mask.clone()).sum_dim(1); // [B, 1]
     let denominators = match reduction {
         Reduction::MeanPadded => vec![(len - 1) as f64; batch],
-        Reduction::MeanReal => to_f64(target_mask.sum_dim(1).reshape([batch])).into_iter().map(|v| v.max(1.0)).collect(),
+        Reduction::MeanReal => {
+            to_f64(target_mask.sum_dim(1).reshape([batch])).into_iter().map(|v| v.max(1.0)).collect()
+        }
     };
     to_f64(sums.reshape([batch])).into_iter().zip(denominators).map(|(s, d)| s / d).collect()
 }

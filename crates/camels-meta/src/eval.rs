@@ -79,8 +79,7 @@ pub fn answer_nlls<B: Backend>(
 ) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(config.batch_size.max(1)) {
-        let pairs: Vec<(&str, &str)> =
-            chunk.iter().map(|q| (q.question.as_str(), shortest(&q.answers))).collect();
+        let pairs: Vec<(&str, &str)> = chunk.iter().map(|q| (q.question.as_str(), shortest(&q.answers))).collect();
         let qa = QaBatchConfig { max_len: config.qa.max_len.min(context(model)), ..config.qa.clone() };
         let batch = qa_train_batch(encoder, &pairs, &qa)?;
         let [b, t] = batch.shape();
@@ -118,7 +117,8 @@ pub fn generate_answers<B: Backend>(
     device: &B::Device,
 ) -> Result<Vec<String>> {
     let eos = tokenizer.eos_id();
-    let generate_config = GenerateConfig { decoding: config.decoding, ..GenerateConfig::greedy(config.max_new_tokens, eos) };
+    let generate_config =
+        GenerateConfig { decoding: config.decoding, ..GenerateConfig::greedy(config.max_new_tokens, eos) };
     let max_prompt = config.qa.max_prompt_tokens.min(context(model).saturating_sub(config.max_new_tokens).max(1));
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(config.batch_size.max(1)) {

@@ -98,19 +98,19 @@ pub fn load_weighting_model<B: Backend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<(WeightingModel<B>, Option<Gpt2Tokenizer>)> {
-    let config_path = ["weighting_config.json", "config.json"]
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.exists())
-        .ok_or_else(|| MetaError::Parse {
-            path: dir.into(),
-            field: "weighting_config.json".into(),
-            message: "no weighting_config.json or config.json in the folder".into(),
+    let config_path =
+        ["weighting_config.json", "config.json"].iter().map(|n| dir.join(n)).find(|p| p.exists()).ok_or_else(|| {
+            MetaError::Parse {
+                path: dir.into(),
+                field: "weighting_config.json".into(),
+                message: "no weighting_config.json or config.json in the folder".into(),
+            }
         })?;
     let trunk = HfGpt2Config::from_file(&config_path)?.to_runtime(&config_path)?;
     let head_path = dir.join("weighting.json");
     let head: HeadOptions = if head_path.exists() {
-        let text = std::fs::read_to_string(&head_path).map_err(|source| MetaError::Io { path: head_path.clone(), source })?;
+        let text =
+            std::fs::read_to_string(&head_path).map_err(|source| MetaError::Io { path: head_path.clone(), source })?;
         serde_json::from_str(&text).map_err(|e| MetaError::Parse {
             path: head_path.clone(),
             field: "-".into(),
@@ -146,10 +146,10 @@ pub enum Weigher<B: Backend> {
     Salient,
     /// See [`WeightStrategy::Camels`].
     Camels {
-        /// The weighting model.
-        model: WeightingModel<B>,
+        /// The weighting model (boxed: it is much larger than the other variants).
+        model: Box<WeightingModel<B>>,
         /// Its own tokenizer, when it differs from the base LM's.
-        tokenizer: Option<Gpt2Tokenizer>,
+        tokenizer: Option<Box<Gpt2Tokenizer>>,
         /// Where it runs.
         device: B::Device,
     },
@@ -166,7 +166,7 @@ impl<B: Backend> Weigher<B> {
             WeightStrategy::Salient => Self::Salient,
             WeightStrategy::Camels(dir) => {
                 let (model, tokenizer) = load_weighting_model::<B>(dir, device)?;
-                Self::Camels { model, tokenizer, device: device.clone() }
+                Self::Camels { model: Box::new(model), tokenizer: tokenizer.map(Box::new), device: device.clone() }
             }
         })
     }

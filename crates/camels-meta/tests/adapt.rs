@@ -32,7 +32,13 @@ fn fixture_docs(f: &serde_json::Value) -> Vec<WeightedDoc> {
 }
 
 fn torch_adam() -> AdaptConfig {
-    AdaptConfig { optimizer: OptimizerKind::Adam, lr: 1e-3, epsilon: 1e-8, reduction: Reduction::MeanPadded, ..AdaptConfig::tiny() }
+    AdaptConfig {
+        optimizer: OptimizerKind::Adam,
+        lr: 1e-3,
+        epsilon: 1e-8,
+        reduction: Reduction::MeanPadded,
+        ..AdaptConfig::tiny()
+    }
 }
 
 fn max_param_diff(a: &Gpt2LmHead<Ad>, b: &Gpt2LmHead<Ad>) -> f32 {
@@ -129,7 +135,8 @@ fn accumulation_and_batching_take_fewer_steps() {
     let (_, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
     assert_eq!(report.steps, 2); // 3 micro-batches (2, 2, 1 documents), 2 per step
     assert_eq!(report.losses.len(), 5);
-    let config = AdaptConfig { epochs: 2, optimizer: OptimizerKind::AdaGrad, grad_clip_norm: Some(1.0), ..torch_adam() };
+    let config =
+        AdaptConfig { epochs: 2, optimizer: OptimizerKind::AdaGrad, grad_clip_norm: Some(1.0), ..torch_adam() };
     let (_, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
     assert_eq!(report.steps, 10);
     // The second pass sees the documents again, with a lower loss.
@@ -138,10 +145,10 @@ fn accumulation_and_batching_take_fewer_steps() {
 
 mod strategies_and_eval {
     use super::*;
+    use burn::module::AutodiffModule;
     use camels_data::{Document, Question, TextEncoder};
     use camels_meta::eval::{EvalConfig, Summary, evaluate_questions, perplexity, questions_of, write_predictions_csv};
-    use camels_meta::strategy::{WeightStrategy, Weigher, weighted_docs};
-    use burn::module::AutodiffModule;
+    use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
     use camels_model::tokenizer::Gpt2Tokenizer;
 
     fn tokenizer() -> Gpt2Tokenizer {
@@ -151,7 +158,10 @@ mod strategies_and_eval {
     fn document() -> Document {
         let mut d = Document::new("d0", "Varodek Quillian was born in 1873 in the town of Belkarra.");
         d.questions.push(Question::new("When was Varodek Quillian born?", vec!["1873".into()]));
-        d.questions.push(Question::new("Where was Varodek Quillian born?", vec!["Belkarra".into(), "the town of Belkarra".into()]));
+        d.questions.push(Question::new(
+            "Where was Varodek Quillian born?",
+            vec!["Belkarra".into(), "the town of Belkarra".into()],
+        ));
         d
     }
 
@@ -198,7 +208,10 @@ mod strategies_and_eval {
         let mut doc = document();
         doc.questions = vec![
             Question::new("Varodek Quillian was born in", vec!["1873".into()]),
-            Question::new("Varodek Quillian was born in 1873 in the town of", vec!["Belkarra".into(), "the town of Belkarra".into()]),
+            Question::new(
+                "Varodek Quillian was born in 1873 in the town of",
+                vec!["Belkarra".into(), "the town of Belkarra".into()],
+            ),
         ];
         let docs = vec![doc];
         let device = Default::default();
@@ -206,7 +219,8 @@ mod strategies_and_eval {
         let items = questions_of(&docs);
         let before_model = tiny();
         let before = evaluate_questions(&before_model.valid(), &tok, &items, &config, &device).unwrap();
-        let ppl_before = perplexity(&before_model.valid(), tok.inner(), &[docs[0].text.as_str()], &config, &device).unwrap();
+        let ppl_before =
+            perplexity(&before_model.valid(), tok.inner(), &[docs[0].text.as_str()], &config, &device).unwrap();
         let weigher = Weigher::<Cpu>::new(&WeightStrategy::Uniform, &[""], &device).unwrap();
         let stream = weighted_docs(&weigher, tok.inner(), &docs, 64).unwrap();
         let adapt_config = AdaptConfig { epochs: 20, ..torch_adam() };
