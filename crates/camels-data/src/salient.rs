@@ -11,7 +11,9 @@
 //!
 //! Spans that touch or are separated by one space or `, ` are merged, so `12 May 1990` and
 //! `Paris, France` come out whole. [`answer_coverage`] measures how often gold answers fall inside
-//! the spans (reported in the README for SQuAD dev).
+//! the spans: on `squad_v1.1/dev-v1.1-articles-00-35.json` (8,123 answers found in their paragraph),
+//! 41.0% lie wholly inside a span and 63.2% overlap one (`cargo test -p camels-data --test metrics
+//! salient -- --nocapture`).
 
 use crate::Document;
 
