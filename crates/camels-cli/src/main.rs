@@ -1,5 +1,6 @@
 //! `camels-cli`: the command line of camels (CaMeLS, Hu et al. 2023): models, data and benchmarks.
 
+mod adapt_cmd;
 mod bench;
 mod check;
 mod data_cmd;
@@ -59,6 +60,10 @@ enum Command {
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Stream documents through fine-tuning of a base LM, then ask their questions.
+    Adapt(Box<adapt_cmd::AdaptArgs>),
+    /// Ask a QA set's questions without adapting.
+    Eval(adapt_cmd::QaArgs),
 }
 
 fn main() -> Result<()> {
@@ -78,6 +83,8 @@ fn main() -> Result<()> {
         Command::Data(command) => data_cmd::run(command),
         Command::Bench(command) => bench::run(command),
         Command::Check(args) => check::run(args),
+        Command::Adapt(args) => adapt_cmd::run_adapt(*args),
+        Command::Eval(args) => adapt_cmd::run_eval(args),
     }
 }
 

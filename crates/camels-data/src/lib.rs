@@ -79,11 +79,14 @@ mod error;
 pub mod jsonl;
 mod read;
 mod rng;
+pub mod salient;
 pub mod squad;
+pub mod squad_metrics;
 mod stats;
 mod stream;
 pub mod streamingqa;
 mod synth;
+pub mod tfidf;
 mod types;
 pub mod unrelated;
 

@@ -17,6 +17,46 @@ pub enum MetaError {
         /// Its value.
         value: f64,
     },
+    /// An error of the data layer (reading, tokenising).
+    #[error(transparent)]
+    Data(#[from] camels_data::DataError),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON or TOML file (config, checkpoint state) that does not parse or does not fit.
+    #[error("{}: {field}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The field or record concerned (`-` for the whole file).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An option with a value out of range.
+    #[error("invalid {option} = {value}: expected {expected}")]
+    InvalidOption {
+        /// The option.
+        option: String,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+    /// A resume checkpoint that does not belong to this run.
+    #[error("{}: checkpoint does not match this run: {reason}", path.display())]
+    CheckpointMismatch {
+        /// The checkpoint's state file.
+        path: std::path::PathBuf,
+        /// What differs.
+        reason: String,
+    },
 }
 
 /// Shorthand for results of this crate.

@@ -5,7 +5,10 @@
 //!   adjoint recursion that never keeps a graph across two inner steps (exact double backward,
 //!   central differences, first order), with the reference's full unroll as an oracle;
 //! - [`params`]: parameter-space vector operations on burn modules;
-//! - [`parity`]: the fixture parity checks, runnable on any backend (`camels-cli check`).
+//! - [`parity`]: the fixture parity checks, runnable on any backend (`camels-cli check`);
+//! - [`adapt`]: online adaptation of a base LM on a document stream (Adam/SGD/AdaGrad, exact resume);
+//! - [`strategy`]: the token-weighting strategies (uniform, TF-IDF, salient spans, CaMeLS);
+//! - [`eval`]: QA evaluation (generation, EM/F1, answer NLL, unrelated-text perplexity).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -30,9 +33,12 @@
 //! assert_eq!(grad.dj_dw[0][0], 0.0); // token 0 is never a target
 //! ```
 
+pub mod adapt;
 pub mod error;
+pub mod eval;
 pub mod metagrad;
 pub mod params;
 pub mod parity;
+pub mod strategy;
 
 pub use error::{MetaError, Result};

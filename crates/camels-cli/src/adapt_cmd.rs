@@ -1,0 +1,380 @@
+//! `camels-cli adapt` (stream documents through fine-tuning of a base LM, then ask their questions)
+//! and `camels-cli eval` (ask a QA set's questions without adapting).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use camels_data::{Document, Format, Shuffle, StreamConfig, build_stream, read_any};
+use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt};
+use camels_meta::eval::{
+    EvalConfig, Prediction, Summary, evaluate_questions, perplexity, questions_of, write_predictions_csv, write_summary,
+};
+use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
+use camels_model::device::{BackendJob, DeviceSpec, run_on};
+use camels_model::generate::Decoding;
+use camels_model::gpt2::Gpt2LmHead;
+use camels_model::hf::{load_gpt2, save_gpt2};
+use camels_model::tokenizer::Gpt2Tokenizer;
+use clap::Args;
+
+/// Where the documents and questions come from, and how they are asked.
+#[derive(Args, Debug, Clone)]
+pub struct QaArgs {
+    /// HF-layout base LM directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    base: PathBuf,
+    /// Documents with questions (SQuAD, StreamingQA, ArchivalQA, JSONL; format guessed).
+    #[arg(long, alias = "qa")]
+    stream: PathBuf,
+    /// Format of the stream file (guessed when absent).
+    #[arg(long)]
+    format: Option<Format>,
+    /// Number of documents (all when absent).
+    #[arg(long)]
+    n_docs: Option<usize>,
+    /// Take a seeded sample (article groups shuffled) instead of the file's first documents.
+    #[arg(long)]
+    sample: bool,
+    /// Seed of the sample.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Unrelated text (plain text or CSV with raw_text) for the forgetting perplexity.
+    #[arg(long)]
+    unrelated: Option<PathBuf>,
+    /// Beam search with this many beams (1 = greedy).
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    /// Top-k sampling with this k (0 = off).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// New tokens per generated answer.
+    #[arg(long, default_value_t = 16)]
+    max_new_tokens: usize,
+    /// Questions per generation batch.
+    #[arg(long, default_value_t = 16)]
+    eval_batch: usize,
+    /// Output directory: predictions.csv and summary.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the summary as JSON only.
+    #[arg(long)]
+    json: bool,
+    /// Device: cpu, wgpu[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+/// Options of `camels-cli adapt`.
+#[derive(Args, Debug, Clone)]
+pub struct AdaptArgs {
+    #[command(flatten)]
+    qa: QaArgs,
+    /// Token weights: uniform, tfidf[:QUANTILE] (default quantile 0.05), salient or camels:PATH.
+    #[arg(long, default_value = "uniform")]
+    weights: String,
+    /// Adaptation config (TOML with AdaptConfig's fields); else the preset.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Preset when no --config: paper or tiny.
+    #[arg(long, default_value = "paper")]
+    preset: String,
+    /// Config overrides `key=value` (repeatable), applied before the flags below.
+    #[arg(long = "set")]
+    set: Vec<String>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// adam, sgd or ada_grad.
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Clip gradients to this norm.
+    #[arg(long)]
+    grad_clip: Option<f32>,
+    /// Documents per micro-batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Micro-batches per optimizer step.
+    #[arg(long)]
+    grad_accumulation: Option<usize>,
+    /// Passes over the stream.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Write a resume checkpoint (in OUT/checkpoint) every M documents; a rerun resumes from it.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Stop after this many documents (resume later with the same command).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// Also evaluate before adapting (answer NLL and perplexity before).
+    #[arg(long)]
+    eval_before: bool,
+    /// Write the adapted LM to OUT/model as an HF checkpoint.
+    #[arg(long)]
+    save_model: bool,
+}
+
+fn adapt_config(args: &AdaptArgs) -> Result<AdaptConfig> {
+    let config = match &args.config {
+        Some(path) => AdaptConfig::from_toml(path, &args.set)?,
+        None => AdaptConfig::preset(&args.preset)
+            .with_context(|| format!("unknown preset `{}` (paper, tiny)", args.preset))?
+            .with_overrides(&args.set)?,
+    };
+    let mut config = config;
+    if let Some(lr) = args.lr {
+        config.lr = lr;
+    }
+    if let Some(name) = &args.optimizer {
+        config.optimizer = match name.as_str() {
+            "adam" => OptimizerKind::Adam,
+            "sgd" => OptimizerKind::Sgd,
+            "ada_grad" | "adagrad" => OptimizerKind::AdaGrad,
+            other => bail!("unknown optimizer `{other}` (adam, sgd, ada_grad; burn 0.21 has no Adafactor)"),
+        };
+    }
+    config.grad_clip_norm = args.grad_clip.or(config.grad_clip_norm);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.grad_accumulation = args.grad_accumulation.unwrap_or(config.grad_accumulation);
+    config.epochs = args.epochs.unwrap_or(config.epochs);
+    config.checkpoint_every = args.checkpoint_every.unwrap_or(config.checkpoint_every);
+    config.validate()?;
+    Ok(config)
+}
+
+fn eval_config(qa: &QaArgs) -> EvalConfig {
+    let decoding = if qa.top_k > 0 {
+        Decoding::TopK { k: qa.top_k, temperature: 1.0, seed: qa.seed }
+    } else if qa.num_beams > 1 {
+        Decoding::Beam { num_beams: qa.num_beams, length_penalty: 1.0 }
+    } else {
+        Decoding::Greedy
+    };
+    EvalConfig { decoding, max_new_tokens: qa.max_new_tokens, batch_size: qa.eval_batch, ..EvalConfig::default() }
+}
+
+fn read_stream(qa: &QaArgs) -> Result<Vec<Document>> {
+    let dataset = read_any(&qa.stream, qa.format, false).with_context(|| format!("reading {}", qa.stream.display()))?;
+    let documents = if qa.sample {
+        let config = StreamConfig { seed: qa.seed, shuffle: Shuffle::Groups, downsample_to: qa.n_docs, dedup: true };
+        build_stream(dataset.documents, &config)
+    } else {
+        let mut docs = dataset.documents;
+        docs.truncate(qa.n_docs.unwrap_or(usize::MAX));
+        docs
+    };
+    if documents.is_empty() {
+        bail!("{}: no documents", qa.stream.display());
+    }
+    Ok(documents)
+}
+
+fn read_unrelated(qa: &QaArgs) -> Result<Vec<String>> {
+    match &qa.unrelated {
+        None => Ok(Vec::new()),
+        Some(path) => {
+            let dataset = read_any(path, None, false).with_context(|| format!("reading {}", path.display()))?;
+            Ok(dataset.documents.into_iter().map(|d| d.text).collect())
+        }
+    }
+}
+
+fn print_summary(summary: &Summary, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+        return Ok(());
+    }
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let rows = [
+        ("strategy", summary.strategy.clone()),
+        ("lr", format!("{:e}", summary.lr)),
+        ("documents", summary.n_docs.to_string()),
+        ("documents skipped (non-finite)", summary.docs_skipped.to_string()),
+        ("questions", summary.n_questions.to_string()),
+        ("EM, lenient prefix (reference) %", format!("{:.2}", summary.em)),
+        ("EM, strict (SQuAD script) %", format!("{:.2}", summary.em_strict)),
+        ("F1 %", format!("{:.2}", summary.f1)),
+        ("answer NLL before", opt(summary.answer_nll_before)),
+        ("answer NLL after", format!("{:.4}", summary.answer_nll_after)),
+        ("unrelated perplexity before", opt(summary.unrelated_ppl_before)),
+        ("unrelated perplexity after", opt(summary.unrelated_ppl_after)),
+        ("adaptation tokens/s", format!("{:.1}", summary.adapt_tokens_per_s)),
+        ("QA questions/s", format!("{:.2}", summary.questions_per_s)),
+    ];
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in rows {
+        println!("{key:<width$}  {value}");
+    }
+    Ok(())
+}
+
+struct AdaptJob {
+    args: AdaptArgs,
+}
+
+/// Evaluates `model` on `docs`' questions and the unrelated text; returns predictions, ppl, seconds.
+fn evaluate<B: Backend>(
+    model: &Gpt2LmHead<B>,
+    tokenizer: &Gpt2Tokenizer,
+    docs: &[Document],
+    unrelated: &[String],
+    config: &EvalConfig,
+    device: &B::Device,
+) -> Result<(Vec<Prediction>, Option<f64>, f64)> {
+    let items = questions_of(docs);
+    let started = Instant::now();
+    let predictions = evaluate_questions(model, tokenizer, &items, config, device)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let ppl = if unrelated.is_empty() {
+        None
+    } else {
+        Some(perplexity(model, tokenizer.inner(), unrelated, config, device)?)
+    };
+    Ok((predictions, ppl, seconds))
+}
+
+impl BackendJob for AdaptJob {
+    type Output = Result<Summary>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let args = self.args;
+        let qa = &args.qa;
+        let config = adapt_config(&args)?;
+        let strategy: WeightStrategy = args.weights.parse()?;
+        let tokenizer = Gpt2Tokenizer::from_dir(&qa.base)?;
+        let (model, model_config) = load_gpt2::<Autodiff<B>>(&qa.base, &device)
+            .with_context(|| format!("loading the model in {}", qa.base.display()))?;
+        let docs = read_stream(qa)?;
+        let unrelated = read_unrelated(qa)?;
+        let eval = eval_config(qa);
+        std::fs::create_dir_all(&qa.out).with_context(|| format!("creating {}", qa.out.display()))?;
+
+        let before = if args.eval_before {
+            tracing::info!("evaluating before adaptation");
+            Some(evaluate(&model.valid(), &tokenizer, &docs, &unrelated, &eval, &device)?)
+        } else {
+            None
+        };
+
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        let weigher = Weigher::<B>::new(&strategy, &texts, &device)?;
+        let stream = weighted_docs(&weigher, tokenizer.inner(), &docs, config.max_doc_tokens)?;
+        tracing::info!(strategy = %strategy, docs = stream.len(), lr = config.lr, "adapting");
+        let bar = indicatif::ProgressBar::new((stream.len() * config.epochs) as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} docs  {per_sec}  eta {eta}  {msg}")
+                .expect("valid template"),
+        );
+        let mut on_progress = |p: Progress| {
+            bar.set_position(p.done as u64);
+            if p.loss.is_finite() {
+                bar.set_message(format!("loss {:.4}", p.loss));
+            }
+        };
+        let control = RunControl {
+            checkpoint_dir: (config.checkpoint_every > 0).then(|| qa.out.join("checkpoint")),
+            stop_after: args.stop_after,
+            progress: Some(&mut on_progress),
+        };
+        let (model, report) = adapt(model, &stream, &config, control)?;
+        bar.finish_and_clear();
+        if !report.skipped.is_empty() {
+            tracing::warn!(n = report.skipped.len(), ids = ?report.skipped, "documents skipped for a non-finite loss");
+        }
+        if !report.finished {
+            tracing::warn!(done = report.docs_done, "stopped before the end of the stream; rerun to resume");
+        }
+        let model = model.valid();
+        if args.save_model {
+            let dir = qa.out.join("model");
+            save_gpt2(&model, &model_config, &dir)?;
+            std::fs::copy(qa.base.join("tokenizer.json"), dir.join("tokenizer.json"))
+                .with_context(|| format!("copying the tokenizer into {}", dir.display()))?;
+            tracing::info!("adapted model written to {}", dir.display());
+        }
+
+        tracing::info!("evaluating after adaptation");
+        let (mut predictions, ppl_after, qa_seconds) = evaluate(&model, &tokenizer, &docs, &unrelated, &eval, &device)?;
+        if let Some((before, _, _)) = &before {
+            for (p, b) in predictions.iter_mut().zip(before) {
+                p.nll_before = Some(b.nll);
+            }
+        }
+        write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
+        let summary = Summary {
+            strategy: strategy.to_string(),
+            lr: config.lr,
+            n_docs: docs.len(),
+            unrelated_ppl_before: before.as_ref().and_then(|b| b.1),
+            unrelated_ppl_after: ppl_after,
+            docs_skipped: report.skipped.len(),
+            skipped_docs: report.skipped.clone(),
+            steps: report.steps,
+            adapt_seconds: report.seconds,
+            adapt_tokens_per_s: report.tokens as f64 / report.seconds.max(1e-9),
+            questions_per_s: predictions.len() as f64 / qa_seconds.max(1e-9),
+            decoding: format!("{:?}", eval.decoding),
+            ..Summary::default()
+        }
+        .with_predictions(&predictions);
+        write_summary(&qa.out.join("summary.json"), &summary)?;
+        Ok(summary)
+    }
+}
+
+struct EvalJob {
+    qa: QaArgs,
+}
+
+impl BackendJob for EvalJob {
+    type Output = Result<Summary>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let qa = &self.qa;
+        let tokenizer = Gpt2Tokenizer::from_dir(&qa.base)?;
+        let (model, _) =
+            load_gpt2::<B>(&qa.base, &device).with_context(|| format!("loading the model in {}", qa.base.display()))?;
+        let docs = read_stream(qa)?;
+        let unrelated = read_unrelated(qa)?;
+        let eval = eval_config(qa);
+        std::fs::create_dir_all(&qa.out).with_context(|| format!("creating {}", qa.out.display()))?;
+        let (predictions, ppl, seconds) = evaluate(&model, &tokenizer, &docs, &unrelated, &eval, &device)?;
+        write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
+        let summary = Summary {
+            strategy: "none".into(),
+            n_docs: docs.len(),
+            unrelated_ppl_after: ppl,
+            questions_per_s: predictions.len() as f64 / seconds.max(1e-9),
+            decoding: format!("{:?}", eval.decoding),
+            ..Summary::default()
+        }
+        .with_predictions(&predictions);
+        write_summary(&qa.out.join("summary.json"), &summary)?;
+        Ok(summary)
+    }
+}
+
+/// Runs `camels-cli adapt`.
+pub fn run_adapt(args: AdaptArgs) -> Result<()> {
+    let (device, json, out) = (args.qa.device, args.qa.json, args.qa.out.clone());
+    let summary = run_on(device, AdaptJob { args })??;
+    print_summary(&summary, json)?;
+    report_outputs(&out, json);
+    Ok(())
+}
+
+/// Runs `camels-cli eval`.
+pub fn run_eval(qa: QaArgs) -> Result<()> {
+    let (device, json, out) = (qa.device, qa.json, qa.out.clone());
+    let summary = run_on(device, EvalJob { qa })??;
+    print_summary(&summary, json)?;
+    report_outputs(&out, json);
+    Ok(())
+}
+
+fn report_outputs(out: &Path, json: bool) {
+    if !json {
+        println!("wrote {} and {}", out.join("predictions.csv").display(), out.join("summary.json").display());
+    }
+}

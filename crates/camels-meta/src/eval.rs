@@ -1,0 +1,332 @@
+//! QA evaluation of a (possibly adapted) base LM: generated answers scored with SQuAD EM (lenient
+//! prefix EM as in the CaMeLS reference, and strict EM) and F1, the NLL of the gold answer, the
+//! perplexity of unrelated text (forgetting), and the `predictions.csv` / `summary.json` writers.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use camels_data::squad_metrics::{clean_generation, score};
+use camels_data::{Document, QaBatchConfig, TextEncoder, locality_batch, qa_train_batch};
+use camels_model::generate::{Decoding, GenerateConfig, generate};
+use camels_model::gpt2::Gpt2LmHead;
+use camels_model::hf::write_atomic;
+use camels_model::loss::token_cross_entropy;
+use camels_model::tokenizer::Gpt2Tokenizer;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{MetaError, Result};
+
+/// How questions are asked and scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalConfig {
+    /// Greedy (default), beam search or top-k sampling.
+    pub decoding: Decoding,
+    /// New tokens per answer (the reference generates 16).
+    pub max_new_tokens: usize,
+    /// Questions per generation and NLL batch.
+    pub batch_size: usize,
+    /// Prompt template and QA tokenisation.
+    pub qa: QaBatchConfig,
+    /// Window of unrelated text for perplexity, in tokens.
+    pub unrelated_window: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            decoding: Decoding::Greedy,
+            max_new_tokens: 16,
+            batch_size: 16,
+            qa: QaBatchConfig::default(),
+            unrelated_window: 256,
+        }
+    }
+}
+
+/// One question to ask, with the document it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QaItem {
+    /// The document's id.
+    pub doc_id: String,
+    /// The question.
+    pub question: String,
+    /// Gold answers.
+    pub answers: Vec<String>,
+}
+
+/// Every question (with at least one answer) of `documents`, in stream order.
+pub fn questions_of(documents: &[Document]) -> Vec<QaItem> {
+    documents
+        .iter()
+        .flat_map(|d| {
+            d.questions.iter().filter(|q| q.shortest_answer().is_some()).map(|q| QaItem {
+                doc_id: d.id.clone(),
+                question: q.question.clone(),
+                answers: q.answers.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Per-question NLL of the gold (shortest) answer and its end of sequence given the prompt, in nats
+/// per answer token.
+pub fn answer_nlls<B: Backend>(
+    model: &Gpt2LmHead<B>,
+    encoder: &dyn TextEncoder,
+    items: &[QaItem],
+    config: &EvalConfig,
+    device: &B::Device,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(config.batch_size.max(1)) {
+        let pairs: Vec<(&str, &str)> = chunk.iter().map(|q| (q.question.as_str(), shortest(&q.answers))).collect();
+        let qa = QaBatchConfig { max_len: config.qa.max_len.min(context(model)), ..config.qa.clone() };
+        let batch = qa_train_batch(encoder, &pairs, &qa)?;
+        let [b, t] = batch.shape();
+        let ids: Vec<i64> = batch.ids.iter().map(|&i| i64::from(i)).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), device); // [B, T]
+        let targets = Tensor::<B, 2>::from_data(TensorData::new(batch.target_mask.clone(), [b, t]), device); // [B, T]
+        let token_loss = token_cross_entropy(model.forward(ids.clone()), ids); // [B, T−1]
+        let targets = targets.narrow(1, 1, t - 1); // [B, T−1]
+        let sums = (token_loss * targets.clone()).sum_dim(1).reshape([b]); // [B]
+        let counts = targets.sum_dim(1).reshape([b]).clamp_min(1.0); // [B]
+        out.extend(to_f64(sums / counts));
+    }
+    Ok(out)
+}
+
+/// The model's context length (position embeddings).
+fn context<B: Backend>(model: &Gpt2LmHead<B>) -> usize {
+    model.transformer.wpe.weight.dims()[0]
+}
+
+fn shortest(answers: &[String]) -> &str {
+    answers.iter().min_by_key(|a| a.chars().count()).map(String::as_str).unwrap_or("")
+}
+
+fn to_f64<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec::<f64>().expect("f64 data")
+}
+
+/// Generated continuations of every question's prompt, decoded (end of sequence dropped), raw.
+pub fn generate_answers<B: Backend>(
+    model: &Gpt2LmHead<B>,
+    tokenizer: &Gpt2Tokenizer,
+    items: &[QaItem],
+    config: &EvalConfig,
+    device: &B::Device,
+) -> Result<Vec<String>> {
+    let eos = tokenizer.eos_id();
+    let generate_config =
+        GenerateConfig { decoding: config.decoding, ..GenerateConfig::greedy(config.max_new_tokens, eos) };
+    let max_prompt = config.qa.max_prompt_tokens.min(context(model).saturating_sub(config.max_new_tokens).max(1));
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(config.batch_size.max(1)) {
+        let prompts = chunk
+            .iter()
+            .map(|q| {
+                let mut ids = tokenizer.encode(&config.qa.prompt(&q.question))?;
+                if ids.len() > max_prompt {
+                    ids.drain(..ids.len() - max_prompt);
+                }
+                if ids.is_empty() {
+                    ids.push(eos);
+                }
+                Ok(ids)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for ids in generate(model, &prompts, &generate_config, device)? {
+            let ids: Vec<u32> = ids.into_iter().take_while(|&t| t != eos).collect();
+            out.push(tokenizer.decode(&ids)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Perplexity of `texts` cut into windows of `config.unrelated_window` tokens (at most the context): exp of the mean
+/// next-token NLL over every real target.
+pub fn perplexity<B: Backend, S: AsRef<str>>(
+    model: &Gpt2LmHead<B>,
+    encoder: &dyn TextEncoder,
+    texts: &[S],
+    config: &EvalConfig,
+    device: &B::Device,
+) -> Result<f64> {
+    let windows = locality_batch(encoder, texts, config.unrelated_window.min(context(model)))?;
+    let (mut total, mut count) = (0.0, 0.0);
+    let rows: Vec<usize> = (0..windows.batch).collect();
+    for chunk in rows.chunks(config.batch_size.max(1)) {
+        let batch = windows.select(chunk);
+        let [b, t] = batch.shape();
+        if t < 2 {
+            continue;
+        }
+        let ids: Vec<i64> = batch.ids.iter().map(|&i| i64::from(i)).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [b, t]), device); // [B, T]
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(batch.attention_mask.clone(), [b, t]), device);
+        let targets = mask.narrow(1, 1, t - 1); // [B, T−1]
+        let token_loss = token_cross_entropy(model.forward(ids.clone()), ids); // [B, T−1]
+        total += to_f64((token_loss * targets.clone()).sum())[0];
+        count += to_f64(targets.sum())[0];
+    }
+    if count == 0.0 {
+        return Err(MetaError::InvalidOption {
+            option: "unrelated text".into(),
+            value: format!("{} texts", texts.len()),
+            expected: "at least two tokens".into(),
+        });
+    }
+    Ok((total / count).exp())
+}
+
+/// One scored question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The document's id.
+    pub doc_id: String,
+    /// The question.
+    pub question: String,
+    /// Gold answers.
+    pub answers: Vec<String>,
+    /// The cleaned prediction that was scored.
+    pub prediction: String,
+    /// The raw decoded generation.
+    pub generation: String,
+    /// Lenient prefix EM (the reference's), 0 or 1.
+    pub em: f64,
+    /// Strict EM (the official SQuAD script's), 0 or 1.
+    pub em_strict: f64,
+    /// Token F1 in [0, 1].
+    pub f1: f64,
+    /// Gold-answer NLL before adaptation, when measured.
+    pub nll_before: Option<f64>,
+    /// Gold-answer NLL of the evaluated model.
+    pub nll: f64,
+}
+
+/// Asks every question, scores the answers and measures the gold-answer NLL.
+pub fn evaluate_questions<B: Backend>(
+    model: &Gpt2LmHead<B>,
+    tokenizer: &Gpt2Tokenizer,
+    items: &[QaItem],
+    config: &EvalConfig,
+    device: &B::Device,
+) -> Result<Vec<Prediction>> {
+    let generations = generate_answers(model, tokenizer, items, config, device)?;
+    let nlls = answer_nlls(model, tokenizer.inner(), items, config, device)?;
+    Ok(items
+        .iter()
+        .zip(generations)
+        .zip(nlls)
+        .map(|((item, generation), nll)| {
+            let prediction = clean_generation(&generation);
+            let s = score(&prediction, &item.answers);
+            Prediction {
+                doc_id: item.doc_id.clone(),
+                question: item.question.clone(),
+                answers: item.answers.clone(),
+                prediction,
+                generation,
+                em: s.em_prefix,
+                em_strict: s.em_strict,
+                f1: s.f1,
+                nll_before: None,
+                nll,
+            }
+        })
+        .collect())
+}
+
+/// `summary.json`: EM and F1 in percent (as the SQuAD script reports them), NLLs in nats per answer
+/// token; `em` is the reference's lenient prefix EM, `em_strict` the official one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// The weighting strategy (`none` for `eval`).
+    pub strategy: String,
+    /// The adaptation learning rate (0 for `eval`).
+    pub lr: f64,
+    /// Documents streamed.
+    pub n_docs: usize,
+    /// Questions asked.
+    pub n_questions: usize,
+    /// Lenient prefix EM (the CaMeLS reference's), percent.
+    pub em: f64,
+    /// Strict EM (the official SQuAD v1.1 script's), percent.
+    pub em_strict: f64,
+    /// F1, percent.
+    pub f1: f64,
+    /// Mean gold-answer NLL before adaptation.
+    pub answer_nll_before: Option<f64>,
+    /// Mean gold-answer NLL after adaptation (of the evaluated model).
+    pub answer_nll_after: f64,
+    /// Perplexity of the unrelated text before adaptation.
+    pub unrelated_ppl_before: Option<f64>,
+    /// Perplexity of the unrelated text after adaptation.
+    pub unrelated_ppl_after: Option<f64>,
+    /// Documents skipped for a non-finite loss (their ids in `skipped_docs`).
+    pub docs_skipped: usize,
+    /// Ids of the skipped documents.
+    pub skipped_docs: Vec<String>,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Adaptation wall time, seconds.
+    pub adapt_seconds: f64,
+    /// Adaptation throughput, real tokens per second.
+    pub adapt_tokens_per_s: f64,
+    /// Question answering throughput (generation), questions per second.
+    pub questions_per_s: f64,
+    /// The decoding used.
+    pub decoding: String,
+}
+
+impl Summary {
+    /// Fills the QA fields from scored predictions.
+    pub fn with_predictions(mut self, predictions: &[Prediction]) -> Self {
+        let n = predictions.len().max(1) as f64;
+        self.n_questions = predictions.len();
+        self.em = 100.0 * predictions.iter().map(|p| p.em).sum::<f64>() / n;
+        self.em_strict = 100.0 * predictions.iter().map(|p| p.em_strict).sum::<f64>() / n;
+        self.f1 = 100.0 * predictions.iter().map(|p| p.f1).sum::<f64>() / n;
+        self.answer_nll_after = predictions.iter().map(|p| p.nll).sum::<f64>() / n;
+        let before: Vec<f64> = predictions.iter().filter_map(|p| p.nll_before).collect();
+        self.answer_nll_before = (!before.is_empty()).then(|| before.iter().sum::<f64>() / before.len() as f64);
+        self
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Writes `predictions.csv` (atomically): question, gold answers (joined by ` | `), prediction,
+/// raw generation, EM (lenient), EM strict, F1, NLL before, NLL.
+pub fn write_predictions_csv(path: &Path, predictions: &[Prediction]) -> Result<()> {
+    let mut out = String::from("doc_id,question,answers,prediction,generation,em,em_strict,f1,nll_before,nll\n");
+    for p in predictions {
+        let row = [
+            csv_field(&p.doc_id),
+            csv_field(&p.question),
+            csv_field(&p.answers.join(" | ")),
+            csv_field(&p.prediction),
+            csv_field(&p.generation),
+            p.em.to_string(),
+            p.em_strict.to_string(),
+            format!("{:.6}", p.f1),
+            p.nll_before.map(|v| format!("{v:.6}")).unwrap_or_default(),
+            format!("{:.6}", p.nll),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    Ok(write_atomic(path, out.as_bytes())?)
+}
+
+/// Writes `summary.json` (atomically).
+pub fn write_summary(path: &Path, summary: &Summary) -> Result<()> {
+    let json = serde_json::to_vec_pretty(summary).map_err(|e| MetaError::Parse {
+        path: path.into(),
+        field: "-".into(),
+        message: e.to_string(),
+    })?;
+    Ok(write_atomic(path, &json)?)
+}

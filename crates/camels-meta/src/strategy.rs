@@ -1,0 +1,278 @@
+//! Token-weighting strategies for online adaptation: `uniform`, `tfidf[:Q]`, `salient` and
+//! `camels:PATH` (a trained CaMeLS weighting model).
+//!
+//! A weighting model whose tokenizer differs from the base LM's weighs the text in its own tokens;
+//! its weights are carried to the base LM's tokens through character offsets (each base token gets
+//! the mean of the weights over the characters it covers).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use burn::prelude::*;
+use camels_data::salient::salient_spans;
+use camels_data::tfidf::Tfidf;
+use camels_data::{Document, Encoded, TextEncoder, tokens_in_spans};
+use camels_model::hf::{HfGpt2Config, load_module};
+use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::weighting::{WeightActivation, WeightingModel, WeightingModelConfig};
+use serde::Deserialize;
+
+use crate::adapt::WeightedDoc;
+use crate::error::{MetaError, Result};
+
+/// How document tokens are weighted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightStrategy {
+    /// 1 on every real token.
+    Uniform,
+    /// TF-IDF fitted on the stream, zero below the `min_threshold` quantile (`tfidf` = `tfidf:0.05`,
+    /// the paper's "TF-IDF + 5%").
+    Tfidf {
+        /// Quantile in [0, 1] under which weights become 0.
+        min_threshold: f64,
+    },
+    /// 1 on tokens inside names, numbers and dates ([`camels_data::salient`]), 0 elsewhere.
+    Salient,
+    /// A trained weighting model in a folder (see [`load_weighting_model`]).
+    Camels(PathBuf),
+}
+
+impl FromStr for WeightStrategy {
+    type Err = MetaError;
+    fn from_str(s: &str) -> Result<Self> {
+        let invalid = || MetaError::InvalidOption {
+            option: "--weights".into(),
+            value: s.into(),
+            expected: "uniform, tfidf[:QUANTILE], salient or camels:PATH".into(),
+        };
+        match s.split_once(':') {
+            None if s == "uniform" => Ok(Self::Uniform),
+            None if s == "salient" => Ok(Self::Salient),
+            None if s == "tfidf" => Ok(Self::Tfidf { min_threshold: 0.05 }),
+            Some(("tfidf", q)) => {
+                let q: f64 = q.parse().map_err(|_| invalid())?;
+                if !(0.0..=1.0).contains(&q) {
+                    return Err(invalid());
+                }
+                Ok(Self::Tfidf { min_threshold: q })
+            }
+            Some(("camels", path)) if !path.is_empty() => Ok(Self::Camels(PathBuf::from(path))),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+impl fmt::Display for WeightStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Uniform => write!(f, "uniform"),
+            Self::Tfidf { min_threshold } => write!(f, "tfidf:{min_threshold}"),
+            Self::Salient => write!(f, "salient"),
+            Self::Camels(path) => write!(f, "camels:{}", path.display()),
+        }
+    }
+}
+
+/// The head options of a saved weighting model (`weighting.json`, all optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+struct HeadOptions {
+    head_hidden: usize,
+    activation: WeightActivation,
+    softplus_beta: f64,
+    normalize: bool,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        Self { head_hidden: 128, activation: WeightActivation::Softplus, softplus_beta: 3.0, normalize: false }
+    }
+}
+
+/// Loads a weighting model folder: `weighting.safetensors` (keys `trunk.*`, `head.fc.*`,
+/// `head.out.*`), the trunk's HF config (`weighting_config.json` or `config.json`), optional head
+/// options (`weighting.json`: `head_hidden`, `activation`, `softplus_beta`, `normalize`) and an
+/// optional `tokenizer.json` (absent: the base LM's tokenizer).
+pub fn load_weighting_model<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(WeightingModel<B>, Option<Gpt2Tokenizer>)> {
+    let config_path =
+        ["weighting_config.json", "config.json"].iter().map(|n| dir.join(n)).find(|p| p.exists()).ok_or_else(|| {
+            MetaError::Parse {
+                path: dir.into(),
+                field: "weighting_config.json".into(),
+                message: "no weighting_config.json or config.json in the folder".into(),
+            }
+        })?;
+    let trunk = HfGpt2Config::from_file(&config_path)?.to_runtime(&config_path)?;
+    let head_path = dir.join("weighting.json");
+    let head: HeadOptions = if head_path.exists() {
+        let text =
+            std::fs::read_to_string(&head_path).map_err(|source| MetaError::Io { path: head_path.clone(), source })?;
+        serde_json::from_str(&text).map_err(|e| MetaError::Parse {
+            path: head_path.clone(),
+            field: "-".into(),
+            message: e.to_string(),
+        })?
+    } else {
+        HeadOptions::default()
+    };
+    let config = WeightingModelConfig::new()
+        .with_trunk(trunk)
+        .with_head_hidden(head.head_hidden)
+        .with_activation(head.activation)
+        .with_softplus_beta(head.softplus_beta)
+        .with_normalize(head.normalize);
+    let model = load_module(config.init::<B>(device), &dir.join("weighting.safetensors"), |p| vec![p.to_string()])?;
+    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer = if tokenizer_path.exists() { Some(Gpt2Tokenizer::from_file(&tokenizer_path)?) } else { None };
+    Ok((model, tokenizer))
+}
+
+/// A strategy made ready to weigh documents (TF-IDF fitted, weighting model loaded).
+pub enum Weigher<B: Backend> {
+    /// See [`WeightStrategy::Uniform`].
+    Uniform,
+    /// See [`WeightStrategy::Tfidf`].
+    Tfidf {
+        /// The fitted vectorizer.
+        tfidf: Tfidf,
+        /// Quantile under which weights become 0.
+        min_threshold: f64,
+    },
+    /// See [`WeightStrategy::Salient`].
+    Salient,
+    /// See [`WeightStrategy::Camels`].
+    Camels {
+        /// The weighting model (boxed: it is much larger than the other variants).
+        model: Box<WeightingModel<B>>,
+        /// Its own tokenizer, when it differs from the base LM's.
+        tokenizer: Option<Box<Gpt2Tokenizer>>,
+        /// Where it runs.
+        device: B::Device,
+    },
+}
+
+impl<B: Backend> Weigher<B> {
+    /// Prepares `strategy`; TF-IDF is fitted on `corpus` (the streamed documents' texts).
+    pub fn new<S: AsRef<str>>(strategy: &WeightStrategy, corpus: &[S], device: &B::Device) -> Result<Self> {
+        Ok(match strategy {
+            WeightStrategy::Uniform => Self::Uniform,
+            WeightStrategy::Tfidf { min_threshold } => {
+                Self::Tfidf { tfidf: Tfidf::fit(corpus), min_threshold: *min_threshold }
+            }
+            WeightStrategy::Salient => Self::Salient,
+            WeightStrategy::Camels(dir) => {
+                let (model, tokenizer) = load_weighting_model::<B>(dir, device)?;
+                Self::Camels { model: Box::new(model), tokenizer: tokenizer.map(Box::new), device: device.clone() }
+            }
+        })
+    }
+
+    /// One weight per token of `encoded` (the base LM's tokens of `text`).
+    pub fn weigh(&self, text: &str, encoded: &Encoded) -> Result<Vec<f32>> {
+        Ok(match self {
+            Self::Uniform => vec![1.0; encoded.ids.len()],
+            Self::Tfidf { tfidf, min_threshold } => tfidf.token_weights(text, &encoded.offsets, *min_threshold),
+            Self::Salient => tokens_in_spans(&encoded.offsets, &salient_spans(text))
+                .into_iter()
+                .map(|inside| if inside { 1.0 } else { 0.0 })
+                .collect(),
+            Self::Camels { model, tokenizer, device } => match tokenizer {
+                None => model_weights(model, &encoded.ids, device),
+                Some(own) => {
+                    let theirs = TextEncoder::encode(own.inner(), text)?;
+                    let weights = model_weights(model, &theirs.ids, device);
+                    carry_by_offsets(&theirs.offsets, &weights, &encoded.offsets, text.chars().count())
+                }
+            },
+        })
+    }
+}
+
+/// The weighting model's weights of `ids`, in windows of its context length.
+fn model_weights<B: Backend>(model: &WeightingModel<B>, ids: &[u32], device: &B::Device) -> Vec<f32> {
+    let window = model.trunk.wpe.weight.dims()[0];
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(window.max(1)) {
+        let t = chunk.len();
+        let data: Vec<i64> = chunk.iter().map(|&i| i64::from(i)).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(data, [1, t]), device); // [1, T]
+        let mask = Tensor::<B, 2>::ones([1, t], device); // [1, T]
+        let w = model.forward(ids, mask); // [1, T]
+        out.extend(w.into_data().convert::<f32>().to_vec::<f32>().expect("f32 weights"));
+    }
+    out
+}
+
+/// Carries weights from one tokenisation to another through character offsets: every character
+/// takes the weight of the source token covering it, every target token the mean over its
+/// characters (a zero-width target token takes the weight of the character it starts at).
+pub fn carry_by_offsets(
+    source_offsets: &[(usize, usize)],
+    source_weights: &[f32],
+    target_offsets: &[(usize, usize)],
+    n_chars: usize,
+) -> Vec<f32> {
+    let mut per_char = vec![0f32; n_chars];
+    for (&(s, e), &w) in source_offsets.iter().zip(source_weights) {
+        for c in per_char.iter_mut().take(e.min(n_chars)).skip(s) {
+            *c = w;
+        }
+    }
+    target_offsets
+        .iter()
+        .map(|&(s, e)| {
+            let e = e.min(n_chars);
+            if s >= e {
+                return per_char.get(s).copied().unwrap_or(0.0);
+            }
+            per_char[s..e].iter().sum::<f32>() / (e - s) as f32
+        })
+        .collect()
+}
+
+/// Tokenises every document (truncated to `max_tokens`) and weighs its tokens.
+pub fn weighted_docs<B: Backend>(
+    weigher: &Weigher<B>,
+    encoder: &dyn TextEncoder,
+    documents: &[Document],
+    max_tokens: usize,
+) -> Result<Vec<WeightedDoc>> {
+    documents
+        .iter()
+        .map(|doc| {
+            let mut encoded = encoder.encode(&doc.text)?;
+            encoded.ids.truncate(max_tokens);
+            encoded.offsets.truncate(max_tokens);
+            let weights = weigher.weigh(&doc.text, &encoded)?;
+            Ok(WeightedDoc { id: doc.id.clone(), ids: encoded.ids, weights })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_parse() {
+        assert_eq!("uniform".parse::<WeightStrategy>().unwrap(), WeightStrategy::Uniform);
+        assert_eq!("tfidf".parse::<WeightStrategy>().unwrap(), WeightStrategy::Tfidf { min_threshold: 0.05 });
+        assert_eq!("tfidf:0.2".parse::<WeightStrategy>().unwrap(), WeightStrategy::Tfidf { min_threshold: 0.2 });
+        assert_eq!("camels:a/b".parse::<WeightStrategy>().unwrap(), WeightStrategy::Camels("a/b".into()));
+        assert!("tfidf:2".parse::<WeightStrategy>().is_err());
+        assert!("ner".parse::<WeightStrategy>().is_err());
+    }
+
+    #[test]
+    fn carrying_through_identical_offsets_is_the_identity() {
+        let offsets = [(0, 3), (3, 4), (4, 9)];
+        let w = [0.5, 0.0, 2.0];
+        assert_eq!(carry_by_offsets(&offsets, &w, &offsets, 9), w);
+        // Coarser target tokens average the characters they cover.
+        assert_eq!(carry_by_offsets(&offsets, &w, &[(0, 4), (4, 9)], 9), [0.375, 2.0]);
+    }
+}

@@ -1,0 +1,246 @@
+//! Online adaptation: uniform Adam against PyTorch (fixture from `python fixtures/gen/adapt.py`),
+//! kill-and-resume equality, non-finite documents skipped, and the weighting strategies.
+
+#[path = "../../camels-model/tests/common/mod.rs"]
+mod common;
+
+use camels_meta::adapt::{AdaptConfig, OptimizerKind, RunControl, WeightedDoc, adapt};
+use camels_model::gpt2::Gpt2LmHead;
+use camels_model::hf::{load_gpt2, module_tensors};
+use camels_model::loss::Reduction;
+use common::*;
+
+fn tiny() -> Gpt2LmHead<Ad> {
+    load_gpt2::<Ad>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
+}
+
+fn fixture() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("adapt/uniform_adam.json")).unwrap()).unwrap()
+}
+
+fn fixture_docs(f: &serde_json::Value) -> Vec<WeightedDoc> {
+    f["doc_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, ids)| {
+            let ids: Vec<u32> = ids.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+            WeightedDoc { id: format!("doc{i}"), weights: vec![1.0; ids.len()], ids }
+        })
+        .collect()
+}
+
+fn torch_adam() -> AdaptConfig {
+    AdaptConfig {
+        optimizer: OptimizerKind::Adam,
+        lr: 1e-3,
+        epsilon: 1e-8,
+        reduction: Reduction::MeanPadded,
+        ..AdaptConfig::tiny()
+    }
+}
+
+fn max_param_diff(a: &Gpt2LmHead<Ad>, b: &Gpt2LmHead<Ad>) -> f32 {
+    let (a, b) = (module_tensors(a), module_tensors(b));
+    assert_eq!(a.len(), b.len());
+    a.iter().map(|(name, (_, x))| max_abs_diff(x, &b[name].1)).fold(0.0, f32::max)
+}
+
+#[test]
+fn uniform_adam_matches_pytorch() {
+    let f = fixture();
+    let docs = fixture_docs(&f);
+    let (model, report) = adapt(tiny(), &docs, &torch_adam(), RunControl::default()).unwrap();
+    let expected: Vec<f64> = f["loss_before_step"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(report.steps, 3);
+    for (mine, theirs) in report.losses.iter().zip(&expected) {
+        assert!((mine.loss - theirs).abs() < 1e-4, "loss {} vs torch {theirs}", mine.loss);
+    }
+    // Every document's loss after the three steps, through a fresh (zero-step) run's first loss.
+    let after: Vec<f64> = f["loss_after_all_steps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    for (doc, theirs) in docs.iter().zip(after) {
+        let control = RunControl { stop_after: Some(1), ..RunControl::default() };
+        let (_, probe) = adapt(model.clone(), std::slice::from_ref(doc), &torch_adam(), control).unwrap();
+        assert!((probe.losses[0].loss - theirs).abs() < 1e-4, "after: {} vs torch {theirs}", probe.losses[0].loss);
+    }
+}
+
+fn stream() -> Vec<WeightedDoc> {
+    let f = fixture();
+    let mut docs = fixture_docs(&f);
+    // Five documents of different lengths, weights not all 1.
+    let extra: Vec<WeightedDoc> = docs
+        .iter()
+        .map(|d| WeightedDoc {
+            id: format!("{}-half", d.id),
+            ids: d.ids[..10].to_vec(),
+            weights: (0..10).map(|i| 0.5 + 0.1 * i as f32).collect(),
+        })
+        .take(2)
+        .collect();
+    docs.extend(extra);
+    docs
+}
+
+#[test]
+fn killed_and_resumed_run_ends_with_the_unbroken_weights() {
+    let docs = stream();
+    let config = AdaptConfig { checkpoint_every: 2, ..torch_adam() };
+    let dir = scratch("adapt-resume");
+    let (unbroken, unbroken_report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+
+    // Killed after 3 documents: the checkpoint holds 2; the third is redone on resume.
+    let control = RunControl { checkpoint_dir: Some(dir.clone()), stop_after: Some(3), ..RunControl::default() };
+    let (_, killed) = adapt(tiny(), &docs, &config, control).unwrap();
+    assert!(!killed.finished);
+    assert!(dir.join("state.json").exists());
+
+    let control = RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
+    let (resumed, report) = adapt(tiny(), &docs, &config, control).unwrap();
+    assert_eq!(report.resumed_from, Some(2));
+    assert!(report.finished);
+    assert_eq!(report.steps, unbroken_report.steps);
+    let indices: Vec<usize> = report.losses.iter().map(|l| l.index).collect();
+    assert_eq!(indices, vec![0, 1, 2, 3, 4], "no document repeated or skipped");
+    assert_eq!(max_param_diff(&resumed, &unbroken), 0.0);
+
+    // A checkpoint of another stream is refused.
+    let control = RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
+    assert!(adapt(tiny(), &docs[..4], &config, control).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn non_finite_document_is_skipped_and_counted() {
+    let mut docs = stream();
+    let clean: Vec<WeightedDoc> = docs.iter().filter(|d| d.id != "doc1").cloned().collect();
+    docs[1].weights[5] = f32::NAN;
+    for config in [torch_adam(), AdaptConfig { batch_size: 2, ..torch_adam() }] {
+        let (with_bad, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+        assert_eq!(report.skipped, vec!["doc1".to_string()]);
+        assert_eq!(report.docs_done, 5);
+        assert!(report.losses.iter().all(|l| l.loss.is_finite() && l.id != "doc1"));
+        if config.batch_size == 1 {
+            let (without, _) = adapt(tiny(), &clean, &config, RunControl::default()).unwrap();
+            assert_eq!(max_param_diff(&with_bad, &without), 0.0);
+        }
+    }
+}
+
+#[test]
+fn accumulation_and_batching_take_fewer_steps() {
+    let docs = stream();
+    let config = AdaptConfig { batch_size: 2, grad_accumulation: 2, optimizer: OptimizerKind::Sgd, ..torch_adam() };
+    let (_, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+    assert_eq!(report.steps, 2); // 3 micro-batches (2, 2, 1 documents), 2 per step
+    assert_eq!(report.losses.len(), 5);
+    let config =
+        AdaptConfig { epochs: 2, optimizer: OptimizerKind::AdaGrad, grad_clip_norm: Some(1.0), ..torch_adam() };
+    let (_, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+    assert_eq!(report.steps, 10);
+    // The second pass sees the documents again, with a lower loss.
+    assert!(report.losses[5].loss < report.losses[0].loss);
+}
+
+mod strategies_and_eval {
+    use super::*;
+    use burn::module::AutodiffModule;
+    use camels_data::{Document, Question, TextEncoder};
+    use camels_meta::eval::{EvalConfig, Summary, evaluate_questions, perplexity, questions_of, write_predictions_csv};
+    use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
+    use camels_model::tokenizer::Gpt2Tokenizer;
+
+    fn tokenizer() -> Gpt2Tokenizer {
+        Gpt2Tokenizer::from_dir(&fixtures().join("tiny-gpt2")).unwrap()
+    }
+
+    fn document() -> Document {
+        let mut d = Document::new("d0", "Varodek Quillian was born in 1873 in the town of Belkarra.");
+        d.questions.push(Question::new("When was Varodek Quillian born?", vec!["1873".into()]));
+        d.questions.push(Question::new(
+            "Where was Varodek Quillian born?",
+            vec!["Belkarra".into(), "the town of Belkarra".into()],
+        ));
+        d
+    }
+
+    #[test]
+    fn strategies_weigh_the_base_tokens() {
+        let tok = tokenizer();
+        let docs = vec![document()];
+        let texts = vec![docs[0].text.as_str()];
+        let device = Default::default();
+        let encoded = tok.inner().encode(&docs[0].text).unwrap();
+        for (spec, check) in [
+            ("uniform", Box::new(|w: &[f32]| w.iter().all(|&x| x == 1.0)) as Box<dyn Fn(&[f32]) -> bool>),
+            ("salient", Box::new(|w: &[f32]| w.contains(&1.0) && w.contains(&0.0))),
+            ("tfidf:0", Box::new(|w: &[f32]| w.iter().any(|&x| x > 0.0) && w.iter().all(|&x| x >= 0.0))),
+        ] {
+            let weigher = Weigher::<Cpu>::new(&spec.parse().unwrap(), &texts, &device).unwrap();
+            let w = weighted_docs(&weigher, tok.inner(), &docs, 64).unwrap();
+            assert_eq!(w[0].ids, encoded.ids);
+            assert!(check(&w[0].weights), "{spec}: {:?}", w[0].weights);
+        }
+        // The salient tokens are those of the year and the names.
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Salient, &texts, &device).unwrap();
+        let w = weigher.weigh(&docs[0].text, &encoded).unwrap();
+        let salient: String = encoded
+            .offsets
+            .iter()
+            .zip(&w)
+            .filter(|(_, w)| **w == 1.0)
+            .map(|(&(s, e), _)| docs[0].text.chars().skip(s).take(e - s).collect::<String>())
+            .collect();
+        assert_eq!(salient.split_whitespace().collect::<Vec<_>>().join(" "), "Varodek Quillian 1873 Belkarra");
+
+        // A CaMeLS weighting model (the meta fixture's) on the same tokenizer: its own forward.
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Camels(fixtures().join("meta")), &texts, &device).unwrap();
+        let w = weigher.weigh(&docs[0].text, &encoded).unwrap();
+        assert_eq!(w.len(), encoded.ids.len());
+        assert!(w.iter().all(|x| x.is_finite() && *x > 0.0));
+    }
+
+    #[test]
+    fn adapting_on_the_document_lowers_the_answer_nll() {
+        let tok = tokenizer();
+        // Questions that the document's own text continues, so that adapting on it must help.
+        let mut doc = document();
+        doc.questions = vec![
+            Question::new("Varodek Quillian was born in", vec!["1873".into()]),
+            Question::new(
+                "Varodek Quillian was born in 1873 in the town of",
+                vec!["Belkarra".into(), "the town of Belkarra".into()],
+            ),
+        ];
+        let docs = vec![doc];
+        let device = Default::default();
+        let config = EvalConfig { max_new_tokens: 4, ..EvalConfig::default() };
+        let items = questions_of(&docs);
+        let before_model = tiny();
+        let before = evaluate_questions(&before_model.valid(), &tok, &items, &config, &device).unwrap();
+        let ppl_before =
+            perplexity(&before_model.valid(), tok.inner(), &[docs[0].text.as_str()], &config, &device).unwrap();
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Uniform, &[""], &device).unwrap();
+        let stream = weighted_docs(&weigher, tok.inner(), &docs, 64).unwrap();
+        let adapt_config = AdaptConfig { epochs: 20, ..torch_adam() };
+        let (adapted, _) = adapt(before_model, &stream, &adapt_config, RunControl::default()).unwrap();
+        let mut after = evaluate_questions(&adapted.valid(), &tok, &items, &config, &device).unwrap();
+        let ppl_after = perplexity(&adapted.valid(), tok.inner(), &[docs[0].text.as_str()], &config, &device).unwrap();
+        assert_eq!(after.len(), 2);
+        for (a, b) in after.iter_mut().zip(&before) {
+            assert!(a.nll < b.nll, "{}: nll {} after vs {} before", a.question, a.nll, b.nll);
+            a.nll_before = Some(b.nll);
+        }
+        assert!(ppl_after < ppl_before, "the streamed text itself gets likelier: {ppl_after} vs {ppl_before}");
+        let summary = Summary::default().with_predictions(&after);
+        assert_eq!(summary.n_questions, 2);
+        assert!(summary.answer_nll_before.unwrap() > summary.answer_nll_after);
+        let dir = scratch("eval-out");
+        write_predictions_csv(&dir.join("predictions.csv"), &after).unwrap();
+        let csv = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3);
+        assert!(csv.contains("\"Belkarra | the town of Belkarra\""));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
