@@ -32,5 +32,10 @@
 pub mod error;
 pub mod metagrad;
 pub mod params;
+pub mod config;
+pub mod checkpoint;
+pub mod viz;
+pub mod train;
+pub mod pretrain;
 
 pub use error::{MetaError, Result};
