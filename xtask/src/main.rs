@@ -12,7 +12,9 @@ tasks:
   bench [--quick]        forward+backward tokens/s (camels-cli bench, release) next to PyTorch when
                          python3 with torch is available; writes bench/*.json and prints the table
   fixtures [--python P]  regenerate fixtures/ with PyTorch + transformers (see fixtures/README.md)
-  check-saved DIR        check that an HF directory written by camels opens in transformers";
+  check-saved DIR        check that an HF directory written by camels opens in transformers
+  train --config FILE [--set k=v]... [--device D] [--out DIR]
+                         meta-train (camels-cli meta-train, release); --out defaults to runs/<config stem>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +30,7 @@ fn main() -> Result<()> {
             let dir = rest.first().context("check-saved needs a directory")?;
             run(Command::new(python(rest)).arg("fixtures/gen/check_saved.py").arg(dir))
         }
+        "train" => train(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -103,6 +106,17 @@ fn bench(args: &[String]) -> Result<()> {
     println!("{table}");
     std::fs::write(out.join("fwd_bwd.md"), &table)?;
     Ok(())
+}
+
+fn train(args: &[String]) -> Result<()> {
+    let config =
+        args.iter().position(|a| a == "--config").and_then(|i| args.get(i + 1)).context("train needs --config FILE")?;
+    let mut forwarded = args.to_vec();
+    if !args.iter().any(|a| a == "--out") {
+        let stem = Path::new(config).file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+        forwarded.extend(["--out".to_string(), format!("runs/{stem}")]);
+    }
+    run(cargo().args(["run", "--release", "-p", "camels-cli", "--", "meta-train"]).args(&forwarded))
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {

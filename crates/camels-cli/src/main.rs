@@ -2,6 +2,7 @@
 
 mod bench;
 mod data_cmd;
+mod train_cmd;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,10 @@ enum Command {
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Meta-train a CaMeLS weighting model (resumes when --out holds a checkpoint).
+    MetaTrain(train_cmd::MetaTrainArgs),
+    /// Train a small QA-tuned base LM (and its tokenizer) on a synthetic world.
+    PretrainBase(train_cmd::PretrainArgs),
 }
 
 fn main() -> Result<()> {
@@ -74,6 +79,8 @@ fn main() -> Result<()> {
         }
         Command::Data(command) => data_cmd::run(command),
         Command::Bench(command) => bench::run(command),
+        Command::MetaTrain(args) => train_cmd::meta_train_cmd(args),
+        Command::PretrainBase(args) => train_cmd::pretrain_cmd(args),
     }
 }
 

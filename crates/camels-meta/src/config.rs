@@ -244,9 +244,8 @@ fn config_error(path: &Path, field: &str, reason: impl Into<String>) -> MetaErro
 /// (`1e-5`, `true`, `"text"`) or taken as a string when it does not parse.
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), MetaError> {
     let origin = Path::new("--set");
-    let (key, raw) = assignment
-        .split_once('=')
-        .ok_or_else(|| config_error(origin, assignment, "expected key=value"))?;
+    let (key, raw) =
+        assignment.split_once('=').ok_or_else(|| config_error(origin, assignment, "expected key=value"))?;
     let (key, raw) = (key.trim(), raw.trim());
     let value = match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => t.remove("v").expect("the key just written"),
@@ -338,13 +337,17 @@ impl MetaTrainConfig {
                 return Err(config_error(path, field, "must be positive"));
             }
         }
-        for (field, value) in [("run.checkpoint_every", self.run.checkpoint_every), ("run.stop_after", self.run.stop_after)]
+        for (field, value) in
+            [("run.checkpoint_every", self.run.checkpoint_every), ("run.stop_after", self.run.stop_after)]
         {
             if !value.is_multiple_of(self.outer.grad_acc) {
                 return Err(config_error(
                     path,
                     field,
-                    format!("{value} is not a multiple of outer.grad_acc {} (checkpoints fall between Adam steps)", self.outer.grad_acc),
+                    format!(
+                        "{value} is not a multiple of outer.grad_acc {} (checkpoints fall between Adam steps)",
+                        self.outer.grad_acc
+                    ),
                 ));
             }
         }

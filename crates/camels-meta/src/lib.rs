@@ -29,13 +29,13 @@
 //! assert_eq!(grad.dj_dw[0][0], 0.0); // token 0 is never a target
 //! ```
 
+pub mod checkpoint;
+pub mod config;
 pub mod error;
 pub mod metagrad;
 pub mod params;
-pub mod config;
-pub mod checkpoint;
-pub mod viz;
-pub mod train;
 pub mod pretrain;
+pub mod train;
+pub mod viz;
 
 pub use error::{MetaError, Result};

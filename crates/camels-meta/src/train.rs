@@ -78,8 +78,10 @@ pub struct TrainData {
 
 fn prepare(encoder: &dyn TextEncoder, path: &Path, config: &MetaTrainConfig, limit: usize) -> Result<Vec<PreparedDoc>> {
     let dataset = read_any(&expand_path(path)?, None, false)?;
-    let stream = build_stream(dataset.documents, &camels_data::StreamConfig { seed: config.run.seed, ..Default::default() });
-    let docs: Vec<_> = stream.into_iter().filter(|d| d.questions.iter().any(|q| q.shortest_answer().is_some())).take(limit).collect();
+    let stream =
+        build_stream(dataset.documents, &camels_data::StreamConfig { seed: config.run.seed, ..Default::default() });
+    let docs: Vec<_> =
+        stream.into_iter().filter(|d| d.questions.iter().any(|q| q.shortest_answer().is_some())).take(limit).collect();
     if docs.is_empty() {
         return Err(MetaError::Config {
             path: path.into(),
@@ -460,7 +462,8 @@ pub fn meta_train<B: Backend>(
     } else if metrics_path.exists() {
         truncate_metrics(&metrics_path, 0)?;
     }
-    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(io(&metrics_path))?;
+    let mut metrics =
+        std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(io(&metrics_path))?;
     let mut log = |value: serde_json::Value| -> Result<()> {
         writeln!(metrics, "{value}").and_then(|_| metrics.flush()).map_err(io(&metrics_path))
     };
@@ -541,7 +544,10 @@ pub fn meta_train<B: Backend>(
                 state.best = Some((outer, step));
                 let pointer = checkpoint::save::<A<B>, _>(run_dir, &state, &phi, &optim, &theta)?;
                 checkpoint::write_pointer(run_dir, "best", &pointer)?;
-                on_event(&Event::Checkpoint { name: "best", dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir) });
+                on_event(&Event::Checkpoint {
+                    name: "best",
+                    dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir),
+                });
             }
             validations.push(validation);
         }

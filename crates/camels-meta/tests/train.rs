@@ -93,13 +93,17 @@ fn set_overrides_any_value_and_the_paper_defaults_hold() {
     assert_eq!(reparsed, config, "the resolved config round-trips");
 
     let paper = MetaTrainConfig::from_file(&config_file("paper.toml"), &[]).unwrap();
-    assert_eq!(
-        (paper.inner.update_batch_size, paper.inner.reset_base_every, paper.outer.grad_acc),
-        (6, 24, 4)
-    );
+    assert_eq!((paper.inner.update_batch_size, paper.inner.reset_base_every, paper.outer.grad_acc), (6, 24, 4));
     assert_eq!((paper.inner.inner_lr, paper.outer.outer_lr, paper.outer.c_kl), (5e-4, 1e-5, 0.1));
-    assert_eq!((paper.data.max_doc_tokens, paper.weighting.preset.as_str(), paper.weighting.softplus_beta), (1024, "distilgpt2", 3.0));
-    assert_eq!(MetaTrainConfig::from_toml_str("", "empty", &[]).unwrap().inner, paper.inner, "defaults are the paper's");
+    assert_eq!(
+        (paper.data.max_doc_tokens, paper.weighting.preset.as_str(), paper.weighting.softplus_beta),
+        (1024, "distilgpt2", 3.0)
+    );
+    assert_eq!(
+        MetaTrainConfig::from_toml_str("", "empty", &[]).unwrap().inner,
+        paper.inner,
+        "defaults are the paper's"
+    );
     MetaTrainConfig::from_file(&config_file("demo.toml"), &[]).unwrap();
 }
 
@@ -154,7 +158,10 @@ fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
     let mut no_steps = paths.clone();
     no_steps.extend(["run.steps=2".into(), "outer.outer_lr=1e-30".into()]);
     run(&tiny(&no_steps), &start);
-    assert!(read(last_dir(&start).join("weighting.safetensors")) != read(last_dir(&unbroken_dir).join("weighting.safetensors")));
+    assert!(
+        read(last_dir(&start).join("weighting.safetensors"))
+            != read(last_dir(&unbroken_dir).join("weighting.safetensors"))
+    );
 }
 
 #[test]
@@ -180,15 +187,19 @@ fn checkpoints_are_complete_and_atomic_and_pages_show_every_token() {
     for file in ["weighting.safetensors", "base.safetensors", "optimizer.mpk", "state.json"] {
         assert!(last.join(file).is_file(), "{} missing", last.join(file).display());
     }
-    let dirs = std::fs::read_dir(run_dir.join("checkpoints")).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
+    let dirs =
+        std::fs::read_dir(run_dir.join("checkpoints")).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
     assert!(dirs <= 2, "{dirs} checkpoint directories kept (last and best only)");
     let saved = MetaTrainConfig::from_file(&run_dir.join("config.toml"), &[]).unwrap();
     assert_eq!(saved, tiny(&paths), "the resolved config is saved in the run directory");
 
     // Every validation wrote a page and a heat map; the metrics carry the weight mass.
     let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
-    let vals: Vec<serde_json::Value> =
-        metrics.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v: &serde_json::Value| v["kind"] == "val").collect();
+    let vals: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "val")
+        .collect();
     assert_eq!(vals.len(), 3);
     for v in &vals {
         assert!(v["answer_ratio"].as_f64().unwrap() > 0.0 && v["outer"].as_f64().unwrap().is_finite());
@@ -205,7 +216,8 @@ fn checkpoints_are_complete_and_atomic_and_pages_show_every_token() {
 #[test]
 fn the_html_page_holds_every_token_and_its_weight() {
     let text = "Ilvo <Marn> & co. wrote 12 books in 1873.";
-    let offsets: Vec<(usize, usize)> = (0..text.chars().count()).step_by(3).map(|s| (s, (s + 3).min(text.len()))).collect();
+    let offsets: Vec<(usize, usize)> =
+        (0..text.chars().count()).step_by(3).map(|s| (s, (s + 3).min(text.len()))).collect();
     let weights: Vec<f32> = (0..offsets.len()).map(|i| i as f32 / 10.0).collect();
     let answer: Vec<bool> = (0..offsets.len()).map(|i| i % 4 == 0).collect();
     let tokens = token_views(text, &offsets, &weights, &answer);
