@@ -264,7 +264,16 @@ pub struct Validation {
     pub answer_mass: f64,
 }
 
-/// Runs the validation batches with weights from `weights_of` (None: uniform).
+/// Mean J, QA NLL before and after, KL over the validation batches, and every document's weights.
+struct ValRun {
+    outer: f64,
+    qa_before: f64,
+    qa_after: f64,
+    kl: f64,
+    weights: Vec<Vec<f32>>,
+}
+
+/// Runs the validation batches with weights from `phi` (None: uniform).
 fn validate_with<B: Backend>(
     encoder: &dyn TextEncoder,
     config: &MetaTrainConfig,
@@ -272,7 +281,7 @@ fn validate_with<B: Backend>(
     theta0: &Gpt2LmHead<B>,
     phi: Option<&WeightingModel<B>>,
     device: &B::Device,
-) -> Result<(f64, f64, f64, f64, Vec<Vec<f32>>)> {
+) -> Result<ValRun> {
     let k = config.inner.update_batch_size;
     let rows: Vec<usize> = Rng::new(mix(config.run.seed, 3, 0))
         .sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
@@ -307,7 +316,7 @@ fn validate_with<B: Backend>(
     if !outer.is_finite() {
         return Err(MetaError::NonFinite { what: "validation outer loss".into(), value: outer });
     }
-    Ok((outer, before, after, kl, all_weights))
+    Ok(ValRun { outer, qa_before: before, qa_after: after, kl, weights: all_weights })
 }
 
 /// Mean weight on answer-bearing and other real tokens (positions ≥ 1, which have a loss).
@@ -474,7 +483,7 @@ pub fn meta_train<B: Backend>(
     let stop = if config.run.stop_after > 0 { config.run.stop_after.min(total) } else { total };
     let mut accumulator = GradientsAccumulator::<WeightingModel<A<B>>>::new();
     let mut validations = Vec::new();
-    let uniform = validate_with::<B>(encoder, config, &data, &theta0, None, device)?.0;
+    let uniform = validate_with::<B>(encoder, config, &data, &theta0, None, device)?.outer;
     let started = Instant::now();
 
     while state.step < stop {
@@ -514,7 +523,7 @@ pub fn meta_train<B: Backend>(
         let end = step == stop;
         if step.is_multiple_of(config.run.val_every) || step == total {
             let phi_valid = phi.valid();
-            let (outer, qa_before, qa_after, kl, weights) =
+            let ValRun { outer, qa_before, qa_after, kl, weights } =
                 validate_with::<B>(encoder, config, &data, &theta0, Some(&phi_valid), device)?;
             let (answer_weight, other_weight) = weight_mass(&data.val, &weights);
             let (n_answer, n_other) = data.val.iter().fold((0usize, 0usize), |(a, o), d| {
