@@ -17,6 +17,8 @@ tasks:
                          build the release CLI with cuda+wgpu, pack it as gpu/camels-cli.gz and, where
                          nvidia-smi works, run bench/gpu-check.sh (parity checks + GPU benchmarks, JSONL)
   gpu-table FILE         print the markdown table of a gpu-check results.jsonl";
+  train --config FILE [--set k=v]... [--device D] [--out DIR]
+                         meta-train (camels-cli meta-train, release); --out defaults to runs/<config stem>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +40,7 @@ fn main() -> Result<()> {
             println!("{}", gpu_table(Path::new(file))?);
             Ok(())
         }
+        "train" => train(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -113,6 +116,17 @@ fn bench(args: &[String]) -> Result<()> {
     println!("{table}");
     std::fs::write(out.join("fwd_bwd.md"), &table)?;
     Ok(())
+}
+
+fn train(args: &[String]) -> Result<()> {
+    let config =
+        args.iter().position(|a| a == "--config").and_then(|i| args.get(i + 1)).context("train needs --config FILE")?;
+    let mut forwarded = args.to_vec();
+    if !args.iter().any(|a| a == "--out") {
+        let stem = Path::new(config).file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+        forwarded.extend(["--out".to_string(), format!("runs/{stem}")]);
+    }
+    run(cargo().args(["run", "--release", "-p", "camels-cli", "--", "meta-train"]).args(&forwarded))
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {

@@ -4,6 +4,7 @@ mod adapt_cmd;
 mod bench;
 mod check;
 mod data_cmd;
+mod train_cmd;
 
 use std::path::PathBuf;
 
@@ -64,6 +65,10 @@ enum Command {
     Adapt(Box<adapt_cmd::AdaptArgs>),
     /// Ask a QA set's questions without adapting.
     Eval(adapt_cmd::QaArgs),
+    /// Meta-train a CaMeLS weighting model (resumes when --out holds a checkpoint).
+    MetaTrain(train_cmd::MetaTrainArgs),
+    /// Train a small QA-tuned base LM (and its tokenizer) on a synthetic world.
+    PretrainBase(train_cmd::PretrainArgs),
 }
 
 fn main() -> Result<()> {
@@ -85,6 +90,8 @@ fn main() -> Result<()> {
         Command::Check(args) => check::run(args),
         Command::Adapt(args) => adapt_cmd::run_adapt(*args),
         Command::Eval(args) => adapt_cmd::run_eval(args),
+        Command::MetaTrain(args) => train_cmd::meta_train_cmd(args),
+        Command::PretrainBase(args) => train_cmd::pretrain_cmd(args),
     }
 }
 

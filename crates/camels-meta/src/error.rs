@@ -17,10 +17,20 @@ pub enum MetaError {
         /// Its value.
         value: f64,
     },
-    /// An error of the data layer (reading, tokenising).
+    /// An error of the data layer (reading, tokenising, batching).
     #[error(transparent)]
     Data(#[from] camels_data::DataError),
-    /// A file could not be read or written.
+    /// A run configuration that does not parse or whose values do not fit together.
+    #[error("{}: {field}: {reason}", path.display())]
+    Config {
+        /// The configuration file (or `--set` for a command-line override).
+        path: std::path::PathBuf,
+        /// The key, dotted (`outer.grad_acc`).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file of a run directory could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.
@@ -55,6 +65,14 @@ pub enum MetaError {
         /// The checkpoint's state file.
         path: std::path::PathBuf,
         /// What differs.
+        reason: String,
+    },
+    /// A checkpoint that is missing a part or does not match the run.
+    #[error("{}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint file or directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
         reason: String,
     },
 }

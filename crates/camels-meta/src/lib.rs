@@ -8,7 +8,10 @@
 //! - [`parity`]: the fixture parity checks, runnable on any backend (`camels-cli check`);
 //! - [`adapt`]: online adaptation of a base LM on a document stream (Adam/SGD/AdaGrad, exact resume);
 //! - [`strategy`]: the token-weighting strategies (uniform, TF-IDF, salient spans, CaMeLS);
-//! - [`eval`]: QA evaluation (generation, EM/F1, answer NLL, unrelated-text perplexity).
+//! - [`eval`]: QA evaluation (generation, EM/F1, answer NLL, unrelated-text perplexity);
+//! - [`config`], [`train`], [`checkpoint`], [`viz`]: the meta-training loop, its TOML configuration,
+//!   exact-resume checkpoints and the token-weight pages;
+//! - [`pretrain`]: a small base LM from scratch (LM then QA fine-tuning), for machines without checkpoints.
 //!
 //! ```
 //! use burn::prelude::*;
@@ -34,11 +37,16 @@
 //! ```
 
 pub mod adapt;
+pub mod checkpoint;
+pub mod config;
 pub mod error;
 pub mod eval;
 pub mod metagrad;
 pub mod params;
 pub mod parity;
+pub mod pretrain;
 pub mod strategy;
+pub mod train;
+pub mod viz;
 
 pub use error::{MetaError, Result};

@@ -1,0 +1,214 @@
+//! `camels-cli meta-train` (the CaMeLS loop, with a progress bar) and `camels-cli pretrain-base` (a
+//! small QA-tuned base LM for the synthetic world).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use camels_meta::config::MetaTrainConfig;
+use camels_meta::pretrain::{PretrainConfig, pretrain};
+use camels_meta::train::{Event, meta_train};
+use camels_model::device::{BackendJob, DeviceSpec, run_on};
+use camels_model::gpt2::Gpt2Config;
+use camels_model::hf::save_gpt2;
+use camels_model::tokenizer::Gpt2Tokenizer;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Prints a line above the bar, or to stderr when the bar is hidden (not a terminal).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// Arguments of `meta-train`.
+#[derive(Args, Debug)]
+pub struct MetaTrainArgs {
+    /// Run configuration (TOML, see configs/).
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a key: `--set outer.outer_lr=3e-5` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Device: cpu, wgpu[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Run directory (resumed when it holds a checkpoint).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+struct MetaTrainJob {
+    config: MetaTrainConfig,
+    out: PathBuf,
+}
+
+impl BackendJob for MetaTrainJob {
+    type Output = Result<camels_meta::train::TrainSummary>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let bar = ProgressBar::new(self.config.run.steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        let mut val = String::from("val –");
+        let summary = meta_train::<B>(&self.config, &self.out, &device, &mut |event| match event {
+            Event::Resumed { step } => {
+                bar.set_position(*step as u64);
+                bar.reset_eta();
+                say(&bar, format!("resumed at step {step}"));
+            }
+            Event::Step { step, outer, .. } => {
+                bar.set_position(*step as u64);
+                bar.set_message(format!("J {:.4} qa {:.4} kl {:.5} | {val}", outer.total, outer.qa, outer.kl));
+            }
+            Event::Validated(v) => {
+                val = format!("val J {:.4} (uniform {:.4}) ans/other {:.3}", v.outer, v.uniform_outer, v.answer_ratio);
+                say(
+                    &bar,
+                    format!(
+                        "step {}: val J {:.4} (uniform weights {:.4}), QA NLL {:.4} -> {:.4}, KL {:.5}, weight per token answer/other {:.4}/{:.4} = {:.3}",
+                        v.step,
+                        v.outer,
+                        v.uniform_outer,
+                        v.qa_before,
+                        v.qa_after,
+                        v.kl,
+                        v.answer_weight,
+                        v.other_weight,
+                        v.answer_ratio
+                    ),
+                );
+            }
+            Event::Checkpoint { name, dir } => tracing::debug!(name, dir = %dir.display(), "checkpoint"),
+        });
+        bar.finish();
+        Ok(summary?)
+    }
+}
+
+/// Runs `meta-train`.
+pub fn meta_train_cmd(args: MetaTrainArgs) -> Result<()> {
+    let config = MetaTrainConfig::from_file(&args.config, &args.set)?;
+    let out = args.out.clone();
+    let summary = run_on(args.device, MetaTrainJob { config, out: args.out })??;
+    println!(
+        "{} after {} meta-steps; run directory {}",
+        if summary.finished { "finished" } else { "stopped" },
+        summary.step,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Arguments of `pretrain-base`.
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// A synthetic world directory (`camels-cli data synth`): pretrain.jsonl is trained on, all
+    /// splits and unrelated.txt train the tokenizer.
+    #[arg(long)]
+    data: PathBuf,
+    /// Output HF directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// BPE vocabulary size.
+    #[arg(long, default_value_t = 1024)]
+    vocab: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 64)]
+    n_embd: usize,
+    /// Blocks.
+    #[arg(long, default_value_t = 2)]
+    n_layer: usize,
+    /// Heads.
+    #[arg(long, default_value_t = 4)]
+    n_head: usize,
+    /// Positions.
+    #[arg(long, default_value_t = 256)]
+    n_positions: usize,
+    /// LM steps.
+    #[arg(long, default_value_t = 600)]
+    lm_steps: usize,
+    /// QA (+ LM) steps.
+    #[arg(long, default_value_t = 600)]
+    qa_steps: usize,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// LM window, tokens.
+    #[arg(long, default_value_t = 128)]
+    seq_len: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Device: cpu, wgpu[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+struct PretrainJob(PretrainArgs);
+
+impl BackendJob for PretrainJob {
+    type Output = Result<()>;
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        let a = self.0;
+        let read = |name: &str| camels_data::jsonl::read(&a.data.join(name), true).map(|d| d.documents);
+        let pretrain_docs = read("pretrain.jsonl")?;
+        let mut texts: Vec<String> = pretrain_docs.iter().map(|d| d.text.clone()).collect();
+        for split in ["meta_train.jsonl", "meta_val.jsonl", "test.jsonl"] {
+            texts.extend(read(split)?.into_iter().map(|d| d.text));
+        }
+        let unrelated = a.data.join("unrelated.txt");
+        texts.push(std::fs::read_to_string(&unrelated).with_context(|| unrelated.display().to_string())?);
+        let tokenizer = Gpt2Tokenizer::train(texts.iter(), a.vocab, 2)?;
+        let config = Gpt2Config::new(tokenizer.vocab_size(), a.n_positions, a.n_embd, a.n_layer, a.n_head)
+            .with_eos_token_id(tokenizer.eos_id());
+        config.validate()?;
+        B::seed(&device, a.seed);
+        let model = config.init::<Autodiff<B>>(&device);
+        let pretrain_config = PretrainConfig {
+            lm_steps: a.lm_steps,
+            qa_steps: a.qa_steps,
+            batch_size: a.batch_size,
+            seq_len: a.seq_len.min(a.n_positions),
+            lr: a.lr,
+            seed: a.seed,
+        };
+        let bar = ProgressBar::new((a.lm_steps + a.qa_steps) as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}")
+                .expect("a valid template"),
+        );
+        let mut smoothed = None;
+        let model =
+            pretrain(model, tokenizer.inner(), &pretrain_docs, &pretrain_config, &device, &mut |phase, step, loss| {
+                let s = smoothed.map_or(loss, |s: f64| 0.95 * s + 0.05 * loss);
+                smoothed = Some(s);
+                bar.set_position(step as u64 + 1);
+                bar.set_message(format!("{phase} loss {s:.4}"));
+                if (step + 1) % 100 == 0 {
+                    say(&bar, format!("step {}: {phase} loss (smoothed) {s:.4}", step + 1));
+                }
+            })?;
+        bar.finish();
+        save_gpt2(&model.valid(), &config, &a.out)?;
+        tokenizer.save(&a.out.join("tokenizer.json"))?;
+        println!("saved {} ({} parameters)", a.out.display(), config.num_params());
+        Ok(())
+    }
+}
+
+/// Runs `pretrain-base`.
+pub fn pretrain_cmd(args: PretrainArgs) -> Result<()> {
+    let device = args.device;
+    run_on(device, PretrainJob(args))?
+}

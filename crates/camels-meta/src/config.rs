@@ -1,0 +1,396 @@
+//! The meta-training run configuration: TOML with sections `[data] [base] [weighting] [inner]
+//! [outer] [run]`, every key defaulted to the paper's value where the paper gives one, unknown keys
+//! rejected by name, any key overridable with `--set section.key=value`.
+//!
+//! ```
+//! use camels_meta::config::MetaTrainConfig;
+//! let config = MetaTrainConfig::from_toml_str("[inner]\nupdate_batch_size = 2\n", "inline", &["outer.grad_acc=1".into()])
+//!     .unwrap();
+//! assert_eq!((config.inner.update_batch_size, config.outer.grad_acc, config.inner.reset_base_every), (2, 1, 24));
+//! let err = MetaTrainConfig::from_toml_str("[inner]\nlearning_rate = 1\n", "inline", &[]).unwrap_err();
+//! assert!(err.to_string().contains("learning_rate"));
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use camels_model::gpt2::Gpt2Config;
+use camels_model::loss::Reduction;
+use camels_model::weighting::{WeightActivation, WeightingModelConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::MetaError;
+use crate::metagrad::MetaGradMode;
+
+/// The whole run configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetaTrainConfig {
+    /// Where the documents, questions and unrelated text come from.
+    pub data: DataSection,
+    /// The base LM (pristine θ₀) and its tokenizer.
+    pub base: BaseSection,
+    /// The weighting model φ.
+    pub weighting: WeightingSection,
+    /// The inner loop: weighted SGD of the base LM.
+    pub inner: InnerSection,
+    /// The outer loop: Adam on φ.
+    pub outer: OuterSection,
+    /// Length, validation, checkpoints.
+    pub run: RunSection,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// Meta-training documents with questions (any format `camels_data::read_any` reads).
+    pub train: PathBuf,
+    /// Held-out documents with questions for validation.
+    pub val: PathBuf,
+    /// Unrelated text for the locality (KL) term.
+    pub locality: PathBuf,
+    /// Longest document, in tokens; documents are padded to it (the paper's `max_length` padding).
+    pub max_doc_tokens: usize,
+    /// Questions per document in the outer loss (0: all of them; sampled per step otherwise).
+    pub questions_per_doc: usize,
+    /// Longest QA row "question answer<eos>", in tokens.
+    pub qa_max_len: usize,
+    /// Length of a locality window, in tokens.
+    pub locality_tokens: usize,
+    /// Locality windows per meta-step.
+    pub locality_batch_size: usize,
+    /// Validation documents (rounded down to a multiple of `inner.update_batch_size`).
+    pub val_docs: usize,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            train: PathBuf::new(),
+            val: PathBuf::new(),
+            locality: PathBuf::new(),
+            max_doc_tokens: 1024,
+            questions_per_doc: 1,
+            qa_max_len: 128,
+            locality_tokens: 128,
+            locality_batch_size: 2,
+            val_docs: 48,
+        }
+    }
+}
+
+/// `[base]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BaseSection {
+    /// HF-layout directory: `config.json`, `model.safetensors`, `tokenizer.json` (or vocab + merges).
+    pub path: PathBuf,
+}
+
+/// `[weighting]`: a GPT-2 trunk (a preset, optionally resized) and the MLP head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeightingSection {
+    /// Trunk preset: `distilgpt2`, `gpt2`, `tiny`, …; the vocabulary always comes from the tokenizer.
+    pub preset: String,
+    /// Override of the preset's number of blocks (0: keep).
+    pub n_layer: usize,
+    /// Override of the preset's hidden size (0: keep).
+    pub n_embd: usize,
+    /// Override of the preset's number of heads (0: keep).
+    pub n_head: usize,
+    /// Override of the preset's number of positions (0: keep).
+    pub n_positions: usize,
+    /// A GPT-2 checkpoint (directory or `.safetensors`) to start the trunk from; empty: random.
+    pub init_from: PathBuf,
+    /// Hidden size of the head's MLP.
+    pub head_hidden: usize,
+    /// Output activation.
+    pub activation: WeightActivation,
+    /// β of the softplus.
+    pub softplus_beta: f64,
+    /// Rescale each document's weights to mean 1.
+    pub normalize: bool,
+    /// Train the head only.
+    pub freeze_trunk: bool,
+}
+
+impl Default for WeightingSection {
+    fn default() -> Self {
+        Self {
+            preset: "distilgpt2".into(),
+            n_layer: 0,
+            n_embd: 0,
+            n_head: 0,
+            n_positions: 0,
+            init_from: PathBuf::new(),
+            head_hidden: 128,
+            activation: WeightActivation::Softplus,
+            softplus_beta: 3.0,
+            normalize: false,
+            freeze_trunk: false,
+        }
+    }
+}
+
+/// How dJ/dw is computed (see [`MetaGradMode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GradMode {
+    /// One double backward per inner step.
+    #[default]
+    Exact,
+    /// Central differences along λ (first-order autodiff only).
+    CentralDifference,
+    /// No Hessian term.
+    FirstOrder,
+}
+
+impl GradMode {
+    /// The meta-gradient mode this names.
+    pub fn to_mode(self) -> MetaGradMode {
+        match self {
+            Self::Exact => MetaGradMode::Exact,
+            Self::CentralDifference => MetaGradMode::central_difference(),
+            Self::FirstOrder => MetaGradMode::first_order(),
+        }
+    }
+}
+
+/// `[inner]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InnerSection {
+    /// K: documents per meta-step.
+    pub update_batch_size: usize,
+    /// α of the inner SGD.
+    pub inner_lr: f64,
+    /// Reset the carried base LM to θ₀ after this many documents.
+    pub reset_base_every: usize,
+    /// Normalisation of the weighted inner loss.
+    pub reduction: Reduction,
+    /// How the meta-gradient is computed.
+    pub grad_mode: GradMode,
+}
+
+impl Default for InnerSection {
+    fn default() -> Self {
+        Self {
+            update_batch_size: 6,
+            inner_lr: 5e-4,
+            reset_base_every: 24,
+            reduction: Reduction::MeanPadded,
+            grad_mode: GradMode::Exact,
+        }
+    }
+}
+
+/// `[outer]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OuterSection {
+    /// Adam learning rate on φ.
+    pub outer_lr: f64,
+    /// Meta-steps whose φ-gradients are averaged into one Adam step.
+    pub grad_acc: usize,
+    /// Weight of the locality KL in J.
+    pub c_kl: f64,
+    /// Clip the φ-gradient to this global L2 norm (0: no clipping).
+    pub clip_norm: f64,
+    /// Adam β₁.
+    pub beta_1: f32,
+    /// Adam β₂.
+    pub beta_2: f32,
+    /// Adam ε.
+    pub epsilon: f32,
+}
+
+impl Default for OuterSection {
+    fn default() -> Self {
+        Self { outer_lr: 1e-5, grad_acc: 4, c_kl: 0.1, clip_norm: 1.0, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-5 }
+    }
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSection {
+    /// Seed of φ's initialisation and of every sample the loop draws.
+    pub seed: u64,
+    /// Meta-steps in the whole run (each takes K documents).
+    pub steps: usize,
+    /// Stop this process after this global meta-step (0: run to `steps`), writing a checkpoint;
+    /// a later run in the same directory resumes from it.
+    pub stop_after: usize,
+    /// Validate (and write the weight pages) every this many meta-steps, and at the end.
+    pub val_every: usize,
+    /// Write the `last` checkpoint every this many meta-steps, and at the end.
+    pub checkpoint_every: usize,
+    /// Validation documents drawn in the weight pages (HTML and PNG).
+    pub viz_docs: usize,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self { seed: 0, steps: 4000, stop_after: 0, val_every: 200, checkpoint_every: 200, viz_docs: 4 }
+    }
+}
+
+fn config_error(path: &Path, field: &str, reason: impl Into<String>) -> MetaError {
+    MetaError::Config { path: path.into(), field: field.into(), reason: reason.into() }
+}
+
+/// Sets `key` (dotted: `outer.grad_acc`) in a TOML table to `value`, parsed as a TOML value
+/// (`1e-5`, `true`, `"text"`) or taken as a string when it does not parse.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), MetaError> {
+    let origin = Path::new("--set");
+    let (key, raw) =
+        assignment.split_once('=').ok_or_else(|| config_error(origin, assignment, "expected key=value"))?;
+    let (key, raw) = (key.trim(), raw.trim());
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("the key just written"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(config_error(origin, key, "empty key segment"));
+    }
+    let mut node = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = node.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry.as_table_mut().ok_or_else(|| config_error(origin, key, format!("`{part}` is not a section")))?;
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// The first key of `table` (dotted) that is not a field of [`MetaTrainConfig`], if any.
+fn unknown_key(table: &toml::Table) -> Option<String> {
+    let reference = toml::Table::try_from(MetaTrainConfig::default()).expect("the default config serialises");
+    fn walk(table: &toml::Table, reference: &toml::Table, prefix: &str) -> Option<String> {
+        for (key, value) in table {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match (value, reference.get(key)) {
+                (_, None) => return Some(path),
+                (toml::Value::Table(sub), Some(toml::Value::Table(sub_ref))) => {
+                    if let Some(found) = walk(sub, sub_ref, &path) {
+                        return Some(found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    walk(table, &reference, "")
+}
+
+impl MetaTrainConfig {
+    /// Parses TOML text (`origin` names it in errors), applies `--set` overrides, validates.
+    pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Self, MetaError> {
+        let path = Path::new(origin);
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| config_error(path, "", e.message()))?;
+        for assignment in overrides {
+            apply_override(&mut table, assignment)?;
+        }
+        if let Some(key) = unknown_key(&table) {
+            let source = if overrides.iter().any(|o| o.split('=').next().map(str::trim) == Some(key.as_str())) {
+                Path::new("--set")
+            } else {
+                path
+            };
+            return Err(config_error(source, &key, "unknown key"));
+        }
+        let config: Self = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| config_error(path, &e.path().to_string(), e.inner().message()))?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file and applies `--set` overrides.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self, MetaError> {
+        let text = std::fs::read_to_string(path).map_err(|source| MetaError::Io { path: path.into(), source })?;
+        Self::from_toml_str(&text, &path.display().to_string(), overrides)
+    }
+
+    /// The resolved configuration as TOML (saved as `config.toml` in every run directory).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("the config serialises")
+    }
+
+    /// Checks that the values work together.
+    pub fn validate(&self, path: &Path) -> Result<(), MetaError> {
+        let positive = [
+            ("inner.update_batch_size", self.inner.update_batch_size),
+            ("inner.reset_base_every", self.inner.reset_base_every),
+            ("outer.grad_acc", self.outer.grad_acc),
+            ("run.steps", self.run.steps),
+            ("run.val_every", self.run.val_every),
+            ("run.checkpoint_every", self.run.checkpoint_every),
+            ("data.max_doc_tokens", self.data.max_doc_tokens),
+            ("data.qa_max_len", self.data.qa_max_len),
+            ("data.locality_tokens", self.data.locality_tokens),
+            ("data.locality_batch_size", self.data.locality_batch_size),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(config_error(path, field, "must be positive"));
+            }
+        }
+        for (field, value) in
+            [("run.checkpoint_every", self.run.checkpoint_every), ("run.stop_after", self.run.stop_after)]
+        {
+            if !value.is_multiple_of(self.outer.grad_acc) {
+                return Err(config_error(
+                    path,
+                    field,
+                    format!(
+                        "{value} is not a multiple of outer.grad_acc {} (checkpoints fall between Adam steps)",
+                        self.outer.grad_acc
+                    ),
+                ));
+            }
+        }
+        if self.data.val_docs < self.inner.update_batch_size {
+            return Err(config_error(path, "data.val_docs", "fewer than inner.update_batch_size"));
+        }
+        if !(self.inner.inner_lr > 0.0 && self.outer.outer_lr > 0.0) {
+            return Err(config_error(path, "inner.inner_lr / outer.outer_lr", "must be positive"));
+        }
+        if Gpt2Config::preset(&self.weighting.preset).is_none() {
+            return Err(config_error(path, "weighting.preset", format!("unknown preset `{}`", self.weighting.preset)));
+        }
+        Ok(())
+    }
+
+    /// The weighting model's configuration for a vocabulary of `vocab_size` with EOS `eos_id`.
+    pub fn weighting_model(&self, vocab_size: usize, eos_id: u32) -> WeightingModelConfig {
+        let w = &self.weighting;
+        let mut trunk = Gpt2Config::preset(&w.preset).expect("validated").with_eos_token_id(eos_id);
+        trunk.vocab_size = vocab_size;
+        let keep = |over: usize, value: usize| if over == 0 { value } else { over };
+        trunk.n_layer = keep(w.n_layer, trunk.n_layer);
+        trunk.n_embd = keep(w.n_embd, trunk.n_embd);
+        trunk.n_head = keep(w.n_head, trunk.n_head);
+        trunk.n_positions = keep(w.n_positions, trunk.n_positions);
+        WeightingModelConfig::new()
+            .with_trunk(trunk)
+            .with_head_hidden(w.head_hidden)
+            .with_activation(w.activation)
+            .with_softplus_beta(w.softplus_beta)
+            .with_normalize(w.normalize)
+            .with_freeze_trunk(w.freeze_trunk)
+    }
+}
+
+/// Expands a leading `$VAR/` (e.g. `$CAMELS_DATA_DIR/squad_v1.1/...`) from the environment.
+pub fn expand_path(path: &Path) -> Result<PathBuf, MetaError> {
+    let text = path.to_string_lossy();
+    let Some(rest) = text.strip_prefix('$') else {
+        return Ok(path.to_path_buf());
+    };
+    let (var, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let value = std::env::var(var)
+        .map_err(|_| config_error(path, "path", format!("environment variable `{var}` is not set")))?;
+    Ok(Path::new(&value).join(tail))
+}

@@ -1,0 +1,619 @@
+//! The CaMeLS meta-training loop: Adam on the weighting model φ, the base LM carried across
+//! meta-steps and reset to θ₀ every `reset_base_every` documents, validation on held-out documents,
+//! best and last checkpoints, metrics as JSONL, weight pages, exact resume.
+//!
+//! One meta-step s (K = `update_batch_size` documents):
+//! ```text
+//! w_k = φ(d_k)                       (k = 1..K, one batched forward)
+//! dJ/dw, θ_K = meta_gradient(θ, w)   (θ: the carried base LM)
+//! acc += ∂⟨dJ/dw, w(φ)⟩/∂φ / grad_acc
+//! every grad_acc steps: φ ← Adam(φ, acc) (clipped), acc ← 0
+//! θ ← θ_K; after reset_base_every documents θ ← θ₀
+//! ```
+//! Which documents, questions and locality windows step s uses is a pure function of (seed, s), so
+//! a checkpoint's step counter is the whole random state and a resumed run repeats an unbroken one
+//! bit for bit (checkpoints fall on Adam steps, where the accumulator is empty).
+//!
+//! Run directory: `config.toml` (resolved), `metrics.jsonl`, `weights/step-N.{html,png}`,
+//! `checkpoints/{last,best}.json` → `checkpoints/step-N/` (see [`crate::checkpoint`]).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use camels_data::{
+    DocumentBatchConfig, Overflow, PadTo, QaBatchConfig, Rng, TextEncoder, TokenBatch, answer_spans, build_stream,
+    document_batch, locality_batch, qa_train_batch, read_any, tokens_in_spans,
+};
+use camels_model::gpt2::Gpt2LmHead;
+use camels_model::hf::{load_gpt2, load_trunk};
+use camels_model::loss::{Reduction, kl_divergence, masked_mean, token_cross_entropy, weighted_loss};
+use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::weighting::WeightingModel;
+use serde::Serialize;
+
+use crate::checkpoint::{self, Pointer, TrainState, stable_param_ids};
+use crate::config::{MetaTrainConfig, expand_path};
+use crate::error::{MetaError, Result};
+use crate::metagrad::{MetaProblem, OuterLoss, Rows, meta_gradient, weighting_gradient};
+use crate::params::{SgdStep, lift, scalar};
+use crate::viz::{DocView, html_page, png_heatmap, token_views};
+
+/// A document ready for the loop: its padded row, token offsets and QA pairs.
+#[derive(Debug, Clone)]
+pub struct PreparedDoc {
+    /// Document id.
+    pub id: String,
+    /// Its text.
+    pub text: String,
+    /// Token ids `[T]`, right-padded to `max_doc_tokens`.
+    pub ids: Vec<i64>,
+    /// `[T]`, 1 on real tokens.
+    pub mask: Vec<f32>,
+    /// Character offsets of the real tokens.
+    pub offsets: Vec<(usize, usize)>,
+    /// Per real token, whether it overlaps an answer span.
+    pub answer: Vec<bool>,
+    /// (question, shortest answer) pairs.
+    pub qa: Vec<(String, String)>,
+}
+
+/// Everything the loop reads: tokenised training and validation documents, locality windows.
+#[derive(Debug, Clone)]
+pub struct TrainData {
+    /// Meta-training documents (those with at least one question).
+    pub train: Vec<PreparedDoc>,
+    /// Validation documents.
+    pub val: Vec<PreparedDoc>,
+    /// Locality windows `[N, locality_tokens]`.
+    pub locality: TokenBatch,
+    /// Document length T.
+    pub doc_len: usize,
+}
+
+fn prepare(encoder: &dyn TextEncoder, path: &Path, config: &MetaTrainConfig, limit: usize) -> Result<Vec<PreparedDoc>> {
+    let dataset = read_any(&expand_path(path)?, None, false)?;
+    let stream =
+        build_stream(dataset.documents, &camels_data::StreamConfig { seed: config.run.seed, ..Default::default() });
+    let docs: Vec<_> =
+        stream.into_iter().filter(|d| d.questions.iter().any(|q| q.shortest_answer().is_some())).take(limit).collect();
+    if docs.is_empty() {
+        return Err(MetaError::Config {
+            path: path.into(),
+            field: "data".into(),
+            reason: "no documents with questions".into(),
+        });
+    }
+    let batch_config = DocumentBatchConfig {
+        max_doc_tokens: config.data.max_doc_tokens,
+        pad_to: PadTo::MaxTokens,
+        overflow: Overflow::Truncate,
+        pad_id: None,
+    };
+    let batch = document_batch(encoder, &docs, &batch_config)?;
+    let t = batch.tokens.len;
+    Ok(docs
+        .iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            let offsets = batch.offsets[i].clone();
+            PreparedDoc {
+                id: doc.id.clone(),
+                text: doc.text.clone(),
+                ids: batch.tokens.row(i).iter().map(|&x| i64::from(x)).collect(),
+                mask: batch.tokens.attention_mask[i * t..(i + 1) * t].to_vec(),
+                answer: tokens_in_spans(&offsets, &answer_spans(doc)),
+                offsets,
+                qa: doc
+                    .questions
+                    .iter()
+                    .filter_map(|q| q.shortest_answer().map(|a| (q.question.clone(), a.to_string())))
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
+impl TrainData {
+    /// Reads and tokenises the files `config.data` names.
+    pub fn load(encoder: &dyn TextEncoder, config: &MetaTrainConfig) -> Result<Self> {
+        let k = config.inner.update_batch_size;
+        let train = prepare(encoder, &config.data.train, config, usize::MAX)?;
+        let val_docs = config.data.val_docs / k * k;
+        let mut val = prepare(encoder, &config.data.val, config, val_docs)?;
+        val.truncate(val.len() / k * k);
+        if val.is_empty() || train.len() < k {
+            return Err(MetaError::Config {
+                path: config.data.val.clone(),
+                field: "data.val / data.train".into(),
+                reason: format!("{} training and {} validation documents for K = {k}", train.len(), val.len()),
+            });
+        }
+        let texts = camels_data::unrelated::read(&expand_path(&config.data.locality)?, false)?.documents;
+        let texts: Vec<&str> = texts.iter().map(|d| d.text.as_str()).collect();
+        let locality = locality_batch(encoder, &texts, config.data.locality_tokens)?;
+        Ok(Self { train, val, locality, doc_len: config.data.max_doc_tokens })
+    }
+}
+
+/// SplitMix-style mixing of the run seed, a purpose and an index into one seed.
+fn mix(seed: u64, purpose: u64, index: u64) -> u64 {
+    let mut z = seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^ (z >> 31)
+}
+
+/// The training documents of meta-step `step`: positions step·K .. step·K+K of the endless sequence
+/// of per-epoch shuffles of the training set.
+pub fn step_documents(seed: u64, step: usize, k: usize, n: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(k);
+    let mut epoch_perm: Option<(usize, Vec<usize>)> = None;
+    for p in step * k..step * k + k {
+        let epoch = p / n;
+        if epoch_perm.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            let mut perm: Vec<usize> = (0..n).collect();
+            Rng::new(mix(seed, 1, epoch as u64)).shuffle(&mut perm);
+            epoch_perm = Some((epoch, perm));
+        }
+        out.push(epoch_perm.as_ref().expect("just set").1[p % n]);
+    }
+    out
+}
+
+/// The meta-problem of documents `docs` (questions sampled with `rng`, locality rows given).
+fn build_problem(
+    encoder: &dyn TextEncoder,
+    config: &MetaTrainConfig,
+    docs: &[&PreparedDoc],
+    locality: &TokenBatch,
+    rng: &mut Rng,
+) -> Result<MetaProblem> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for doc in docs {
+        let chosen: Vec<usize> = match config.data.questions_per_doc {
+            0 => (0..doc.qa.len()).collect(),
+            q => rng.sample_indices(doc.qa.len(), q.min(doc.qa.len())),
+        };
+        pairs.extend(chosen.into_iter().map(|i| (doc.qa[i].0.as_str(), doc.qa[i].1.as_str())));
+    }
+    let qa_config = QaBatchConfig { max_len: config.data.qa_max_len, ..QaBatchConfig::default() };
+    let qa = qa_train_batch(encoder, &pairs, &qa_config)?;
+    let t = docs[0].ids.len();
+    let rows = |b: &TokenBatch| {
+        Rows::new(b.ids.iter().map(|&x| i64::from(x)).collect(), b.attention_mask.clone(), b.batch, b.len)
+    };
+    Ok(MetaProblem {
+        docs: docs.iter().map(|d| Rows::new(d.ids.clone(), d.mask.clone(), 1, t)).collect::<Result<_>>()?,
+        qa: rows(&qa)?,
+        qa_targets: qa.target_mask.clone(),
+        locality: rows(locality)?,
+        inner_lr: config.inner.inner_lr,
+        c_kl: config.outer.c_kl,
+        reduction: config.inner.reduction,
+    })
+}
+
+/// Token weights of `docs` from φ: one `[1, T]` tensor per document.
+fn doc_weights<B: Backend>(model: &WeightingModel<B>, docs: &[&PreparedDoc], device: &B::Device) -> Vec<Tensor<B, 2>> {
+    let (k, t) = (docs.len(), docs[0].ids.len());
+    let ids: Vec<i64> = docs.iter().flat_map(|d| d.ids.iter().copied()).collect();
+    let mask: Vec<f32> = docs.iter().flat_map(|d| d.mask.iter().copied()).collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [k, t]), device); // [K, T]
+    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [k, t]), device); // [K, T]
+    let w = model.forward(ids, mask); // [K, T]
+    (0..k).map(|i| w.clone().narrow(0, i, 1)).collect() // K × [1, T]
+}
+
+/// K weighted SGD steps from θ (first-order gradients only; no meta-gradient).
+pub fn unroll<B: Backend>(
+    theta: &Gpt2LmHead<B>,
+    docs: &[Rows],
+    weights: &[Tensor<B, 2>],
+    inner_lr: f64,
+    reduction: Reduction,
+) -> Gpt2LmHead<B> {
+    let mut theta = theta.clone();
+    for (doc, w) in docs.iter().zip(weights) {
+        let device = w.device();
+        let model: Gpt2LmHead<Autodiff<B>> = lift(theta.clone());
+        let ids = doc.ids::<Autodiff<B>>(&device); // [1, T]
+        let token_loss = token_cross_entropy(model.forward(ids.clone()), ids); // [1, T−1]
+        let loss = weighted_loss(token_loss, Tensor::from_inner(w.clone()), doc.mask(&device), reduction);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        theta = theta.map(&mut SgdStep { grads: &grads, lr: inner_lr });
+    }
+    theta
+}
+
+fn qa_nll<B: Backend>(model: &Gpt2LmHead<B>, problem: &MetaProblem, device: &B::Device) -> f64 {
+    let ids = problem.qa.ids::<B>(device); // [Bq, Tq]
+    let targets =
+        Tensor::from_data(TensorData::new(problem.qa_targets.clone(), [problem.qa.batch, problem.qa.len]), device);
+    scalar(masked_mean(token_cross_entropy(model.forward(ids.clone()), ids), targets))
+}
+
+/// Validation metrics at one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Validation {
+    /// Meta-steps done.
+    pub step: usize,
+    /// Mean J over the validation batches (from θ₀, weights from φ).
+    pub outer: f64,
+    /// Mean J with every real token weighted 1 (same batches).
+    pub uniform_outer: f64,
+    /// Mean QA NLL at θ₀.
+    pub qa_before: f64,
+    /// Mean QA NLL after the weighted updates.
+    pub qa_after: f64,
+    /// qa_before − qa_after.
+    pub qa_gain: f64,
+    /// Mean KL(p_θ₀ ‖ p_θ_K) per locality token.
+    pub kl: f64,
+    /// Mean weight per answer-bearing token (target positions 1..).
+    pub answer_weight: f64,
+    /// Mean weight per other real token.
+    pub other_weight: f64,
+    /// answer_weight / other_weight.
+    pub answer_ratio: f64,
+    /// Share of the total weight on answer-bearing tokens.
+    pub answer_mass: f64,
+}
+
+/// Mean J, QA NLL before and after, KL over the validation batches, and every document's weights.
+struct ValRun {
+    outer: f64,
+    qa_before: f64,
+    qa_after: f64,
+    kl: f64,
+    weights: Vec<Vec<f32>>,
+}
+
+/// Runs the validation batches with weights from `phi` (None: uniform).
+fn validate_with<B: Backend>(
+    encoder: &dyn TextEncoder,
+    config: &MetaTrainConfig,
+    data: &TrainData,
+    theta0: &Gpt2LmHead<B>,
+    phi: Option<&WeightingModel<B>>,
+    device: &B::Device,
+) -> Result<ValRun> {
+    let k = config.inner.update_batch_size;
+    let rows: Vec<usize> = Rng::new(mix(config.run.seed, 3, 0))
+        .sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
+    let locality = data.locality.select(&rows);
+    let (mut outer, mut before, mut after, mut kl) = (0.0, 0.0, 0.0, 0.0);
+    let mut all_weights = Vec::new();
+    let batches = data.val.len() / k;
+    for (b, chunk) in data.val.chunks(k).enumerate() {
+        let docs: Vec<&PreparedDoc> = chunk.iter().collect();
+        let mut rng = Rng::new(mix(config.run.seed, 4, b as u64));
+        let problem = build_problem(encoder, config, &docs, &locality, &mut rng)?;
+        let weights = match phi {
+            Some(phi) => doc_weights(phi, &docs, device),
+            None => problem.docs.iter().map(|d| d.mask::<B>(device)).collect(),
+        };
+        for w in &weights {
+            all_weights.push(w.clone().into_data().convert::<f32>().to_vec::<f32>().expect("f32 weights"));
+        }
+        let theta_k = unroll(theta0, &problem.docs, &weights, problem.inner_lr, problem.reduction);
+        let (q0, qk) = (qa_nll(theta0, &problem, device), qa_nll(&theta_k, &problem, device));
+        let loc_ids = problem.locality.ids::<B>(device); // [Bl, Tl]
+        let d_kl = scalar(kl_divergence(
+            theta0.forward(loc_ids.clone()),
+            theta_k.forward(loc_ids),
+            problem.locality.mask(device),
+        ));
+        outer += (qk + problem.c_kl * d_kl) / batches as f64;
+        before += q0 / batches as f64;
+        after += qk / batches as f64;
+        kl += d_kl / batches as f64;
+    }
+    if !outer.is_finite() {
+        return Err(MetaError::NonFinite { what: "validation outer loss".into(), value: outer });
+    }
+    Ok(ValRun { outer, qa_before: before, qa_after: after, kl, weights: all_weights })
+}
+
+/// Mean weight on answer-bearing and other real tokens (positions ≥ 1, which have a loss).
+fn weight_mass(docs: &[PreparedDoc], weights: &[Vec<f32>]) -> (f64, f64) {
+    let (mut a_sum, mut a_n, mut o_sum, mut o_n) = (0.0, 0usize, 0.0, 0usize);
+    for (doc, w) in docs.iter().zip(weights) {
+        for (t, &is_answer) in doc.answer.iter().enumerate().skip(1) {
+            let x = f64::from(w[t]);
+            if is_answer {
+                (a_sum, a_n) = (a_sum + x, a_n + 1);
+            } else {
+                (o_sum, o_n) = (o_sum + x, o_n + 1);
+            }
+        }
+    }
+    (a_sum / a_n.max(1) as f64, o_sum / o_n.max(1) as f64)
+}
+
+/// What the loop reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Resumed from a checkpoint at this step.
+    Resumed {
+        /// Meta-steps already done.
+        step: usize,
+    },
+    /// A meta-step finished.
+    Step {
+        /// Meta-steps done.
+        step: usize,
+        /// Of the whole run.
+        total: usize,
+        /// J and its parts on this step's documents, from the carried base.
+        outer: OuterLoss,
+    },
+    /// A validation finished.
+    Validated(Validation),
+    /// A checkpoint was written (`name`: `last` or `best`).
+    Checkpoint {
+        /// `last` or `best`.
+        name: &'static str,
+        /// The checkpoint directory.
+        dir: PathBuf,
+    },
+}
+
+/// How a call of [`meta_train`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    /// Meta-steps done (in all runs of this directory).
+    pub step: usize,
+    /// Whether the run reached `run.steps`.
+    pub finished: bool,
+    /// Every validation of this call.
+    pub validations: Vec<Validation>,
+}
+
+type Opt<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, WeightingModel<Autodiff<B>>, Autodiff<B>>;
+
+fn optimizer<B: Backend>(config: &MetaTrainConfig) -> Opt<B> {
+    let o = &config.outer;
+    let clip = (o.clip_norm > 0.0).then_some(GradientClippingConfig::Norm(o.clip_norm as f32));
+    AdamConfig::new()
+        .with_beta_1(o.beta_1)
+        .with_beta_2(o.beta_2)
+        .with_epsilon(o.epsilon)
+        .with_grad_clipping(clip)
+        .init::<Autodiff<B>, WeightingModel<Autodiff<B>>>()
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetaError + '_ {
+    move |source| MetaError::Io { path: path.into(), source }
+}
+
+/// Keeps the lines of `metrics.jsonl` whose `step` is at most `step` (a resumed run rewrites the rest).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s as usize <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    Ok(camels_model::hf::write_atomic(path, kept.as_bytes())?)
+}
+
+/// The resolved configuration with the keys that may change between a run and its resumption
+/// (`run.steps`, `run.stop_after`) cleared.
+fn resumable(config: &MetaTrainConfig) -> MetaTrainConfig {
+    let mut c = config.clone();
+    c.run.steps = 0;
+    c.run.stop_after = 0;
+    c
+}
+
+/// Meta-trains φ as `config` says, in `run_dir` (resuming from `checkpoints/last.json` when present),
+/// on backend `B` (φ on `Autodiff<B>`, the base LM's meta-gradient on `Autodiff<Autodiff<B>>`).
+pub fn meta_train<B: Backend>(
+    config: &MetaTrainConfig,
+    run_dir: &Path,
+    device: &B::Device,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<TrainSummary> {
+    type A<B> = Autodiff<B>;
+    std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+    let config_path = run_dir.join("config.toml");
+    if config_path.exists() {
+        let saved = MetaTrainConfig::from_file(&config_path, &[])?;
+        if resumable(&saved) != resumable(config) {
+            return Err(MetaError::Config {
+                path: config_path,
+                field: "*".into(),
+                reason: "the run directory holds a run with a different configuration (only run.steps and \
+                         run.stop_after may change on resume)"
+                    .into(),
+            });
+        }
+    }
+    camels_model::hf::write_atomic(&config_path, config.to_toml().as_bytes())?;
+
+    let base_dir = expand_path(&config.base.path)?;
+    let tokenizer = Gpt2Tokenizer::from_dir(&base_dir)?;
+    let encoder = tokenizer.inner();
+    let data = TrainData::load(encoder, config)?;
+    let (theta0, _) = load_gpt2::<B>(&base_dir, device)?;
+
+    B::seed(device, config.run.seed);
+    let w_config = config.weighting_model(tokenizer.vocab_size(), tokenizer.eos_id());
+    let mut phi: WeightingModel<A<B>> = w_config.init(device);
+    if !config.weighting.init_from.as_os_str().is_empty() {
+        let (_, file) = camels_model::hf::checkpoint_paths(&expand_path(&config.weighting.init_from)?)?;
+        phi.trunk = load_trunk(phi.trunk, &file)?;
+    }
+    let mut phi = stable_param_ids(phi);
+    let mut optim = optimizer::<B>(config);
+    let mut theta = theta0.clone();
+    let mut state = TrainState { step: 0, docs_since_reset: 0, best: None };
+
+    let metrics_path = run_dir.join("metrics.jsonl");
+    if let Some(pointer) = checkpoint::read_pointer(run_dir, "last")? {
+        let restored = checkpoint::load::<A<B>, _, _, _>(run_dir, &pointer, phi, optim, theta, device)?;
+        (state, phi, optim, theta) = (restored.state, restored.weighting, restored.optimizer, restored.base);
+        truncate_metrics(&metrics_path, state.step)?;
+        on_event(&Event::Resumed { step: state.step });
+    } else if metrics_path.exists() {
+        truncate_metrics(&metrics_path, 0)?;
+    }
+    let mut metrics =
+        std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(io(&metrics_path))?;
+    let mut log = |value: serde_json::Value| -> Result<()> {
+        writeln!(metrics, "{value}").and_then(|_| metrics.flush()).map_err(io(&metrics_path))
+    };
+
+    let k = config.inner.update_batch_size;
+    let mode = config.inner.grad_mode.to_mode();
+    let total = config.run.steps;
+    let stop = if config.run.stop_after > 0 { config.run.stop_after.min(total) } else { total };
+    let mut accumulator = GradientsAccumulator::<WeightingModel<A<B>>>::new();
+    let mut validations = Vec::new();
+    let uniform = validate_with::<B>(encoder, config, &data, &theta0, None, device)?.outer;
+    let started = Instant::now();
+
+    while state.step < stop {
+        let s = state.step;
+        let indices = step_documents(config.run.seed, s, k, data.train.len());
+        let docs: Vec<&PreparedDoc> = indices.iter().map(|&i| &data.train[i]).collect();
+        let mut rng = Rng::new(mix(config.run.seed, 2, s as u64));
+        let rows = rng.sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
+        let problem = build_problem(encoder, config, &docs, &data.locality.select(&rows), &mut rng)?;
+
+        let weights = doc_weights(&phi.valid(), &docs, device); // K × [1, T]
+        let weight_mean = weights.iter().map(|w| scalar(w.clone().mean())).sum::<f64>() / k as f64;
+        let grad = meta_gradient(&theta, &weights, &problem, mode)?;
+        let scale = 1.0 / config.outer.grad_acc as f32;
+        let dj_dw: Vec<Vec<f32>> = grad.dj_dw.iter().map(|a| a.iter().map(|x| x * scale).collect()).collect();
+        let phi_grads = weighting_gradient(&phi, &problem.docs, &dj_dw, device)?;
+        accumulator.accumulate(&phi, phi_grads);
+        if (s + 1).is_multiple_of(config.outer.grad_acc) {
+            phi = optim.step(config.outer.outer_lr, phi, accumulator.grads());
+        }
+
+        theta = grad.theta_k;
+        state.docs_since_reset += k;
+        let reset = state.docs_since_reset >= config.inner.reset_base_every;
+        if reset {
+            theta = theta0.clone();
+            state.docs_since_reset = 0;
+        }
+        state.step += 1;
+        let step = state.step;
+        log(serde_json::json!({
+            "kind": "train", "step": step, "outer": grad.outer.total, "qa": grad.outer.qa, "kl": grad.outer.kl,
+            "weight_mean": weight_mean, "base_reset": reset, "elapsed_s": started.elapsed().as_secs_f64(),
+        }))?;
+        on_event(&Event::Step { step, total, outer: grad.outer });
+
+        let end = step == stop;
+        if step.is_multiple_of(config.run.val_every) || step == total {
+            let phi_valid = phi.valid();
+            let ValRun { outer, qa_before, qa_after, kl, weights } =
+                validate_with::<B>(encoder, config, &data, &theta0, Some(&phi_valid), device)?;
+            let (answer_weight, other_weight) = weight_mass(&data.val, &weights);
+            let (n_answer, n_other) = data.val.iter().fold((0usize, 0usize), |(a, o), d| {
+                let answers = d.answer.iter().skip(1).filter(|&&x| x).count();
+                (a + answers, o + d.answer.len().saturating_sub(1) - answers)
+            });
+            let answer_total = answer_weight * n_answer as f64;
+            let validation = Validation {
+                step,
+                outer,
+                uniform_outer: uniform,
+                qa_before,
+                qa_after,
+                qa_gain: qa_before - qa_after,
+                kl,
+                answer_weight,
+                other_weight,
+                answer_ratio: answer_weight / other_weight.max(1e-30),
+                answer_mass: answer_total / (answer_total + other_weight * n_other as f64).max(1e-30),
+            };
+            let mut value = serde_json::to_value(&validation).expect("validation serialises");
+            value["kind"] = "val".into();
+            log(value)?;
+            write_weight_pages(run_dir, config, &data, &weights, &validation)?;
+            on_event(&Event::Validated(validation.clone()));
+            if state.best.is_none_or(|(best, _)| outer < best) {
+                state.best = Some((outer, step));
+                let pointer = checkpoint::save::<A<B>, _>(run_dir, &state, &phi, &optim, &theta)?;
+                checkpoint::write_pointer(run_dir, "best", &pointer)?;
+                on_event(&Event::Checkpoint {
+                    name: "best",
+                    dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir),
+                });
+            }
+            validations.push(validation);
+        }
+        if step.is_multiple_of(config.run.checkpoint_every) || end {
+            let pointer = checkpoint::save::<A<B>, _>(run_dir, &state, &phi, &optim, &theta)?;
+            checkpoint::write_pointer(run_dir, "last", &pointer)?;
+            checkpoint::prune(run_dir)?;
+            on_event(&Event::Checkpoint { name: "last", dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir) });
+        }
+    }
+    Ok(TrainSummary { step: state.step, finished: state.step >= total, validations })
+}
+
+fn write_weight_pages(
+    run_dir: &Path,
+    config: &MetaTrainConfig,
+    data: &TrainData,
+    weights: &[Vec<f32>],
+    v: &Validation,
+) -> Result<()> {
+    let views: Vec<DocView> = data
+        .val
+        .iter()
+        .zip(weights)
+        .take(config.run.viz_docs)
+        .map(|(doc, w)| {
+            let n = doc.offsets.len();
+            DocView { title: doc.id.clone(), tokens: token_views(&doc.text, &doc.offsets, &w[..n], &doc.answer) }
+        })
+        .collect();
+    let summary = format!(
+        "step {}: validation outer loss {:.4} (uniform weights {:.4}), QA NLL {:.4} -> {:.4}, KL {:.5}\n\
+         mean weight per answer-bearing token {:.4}, per other token {:.4}, ratio {:.3}, answer share of the mass {:.3}",
+        v.step,
+        v.outer,
+        v.uniform_outer,
+        v.qa_before,
+        v.qa_after,
+        v.kl,
+        v.answer_weight,
+        v.other_weight,
+        v.answer_ratio,
+        v.answer_mass
+    );
+    let dir = run_dir.join("weights");
+    let html = html_page(&format!("CaMeLS token weights, step {}", v.step), &summary, &views);
+    camels_model::hf::write_atomic(&dir.join(format!("step-{:08}.html", v.step)), html.as_bytes())?;
+    camels_model::hf::write_atomic(&dir.join(format!("step-{:08}.png", v.step)), &png_heatmap(&views, 64))?;
+    Ok(())
+}
+
+/// The training rows of a document as [`Rows`] (for callers outside the loop).
+pub fn doc_rows(doc: &PreparedDoc) -> Result<Rows> {
+    Rows::new(doc.ids.clone(), doc.mask.clone(), 1, doc.ids.len())
+}
+
+/// Builds the checkpoint pointer of the last checkpoint of `run_dir`, if any.
+pub fn last_checkpoint(run_dir: &Path) -> Result<Option<Pointer>> {
+    checkpoint::read_pointer(run_dir, "last")
+}

@@ -1,0 +1,241 @@
+//! The meta-training loop on a tiny synthetic world: config parsing and overrides, kill-and-resume
+//! against an unbroken run (bit-identical), atomic checkpoints, the weight pages.
+
+#[path = "../../camels-model/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use camels_data::{SynthConfig, write_world};
+use camels_meta::config::MetaTrainConfig;
+use camels_meta::train::{Event, meta_train};
+use camels_meta::viz::{html_page, png_heatmap, token_views};
+use camels_model::gpt2::Gpt2Config;
+use camels_model::hf::save_gpt2;
+use camels_model::tokenizer::Gpt2Tokenizer;
+use common::*;
+
+fn config_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs").join(name)
+}
+
+/// A small synthetic world and a random tiny base (with a trained BPE tokenizer) in `dir`.
+fn world(dir: &Path) -> Vec<String> {
+    let synth = SynthConfig {
+        seed: 5,
+        n_pretrain: 4,
+        n_meta_train: 12,
+        n_meta_val: 4,
+        n_test: 2,
+        unrelated_paragraphs: 8,
+        ..SynthConfig::default()
+    };
+    let (world, _) = write_world(dir, &synth).unwrap();
+    let texts: Vec<String> = world.splits().iter().flat_map(|s| s.documents.iter().map(|d| d.text.clone())).collect();
+    let tokenizer = Gpt2Tokenizer::train(texts.iter().chain([&world.unrelated]), 300, 2).unwrap();
+    let base_dir = dir.join("base");
+    std::fs::create_dir_all(&base_dir).unwrap();
+    tokenizer.save(&base_dir.join("tokenizer.json")).unwrap();
+    let mut base = Gpt2Config::tiny().with_eos_token_id(tokenizer.eos_id());
+    base.vocab_size = tokenizer.vocab_size();
+    save_gpt2(&base.init::<Cpu>(&Default::default()), &base, &base_dir).unwrap();
+    let d = dir.display();
+    vec![
+        format!("data.train=\"{d}/meta_train.jsonl\""),
+        format!("data.val=\"{d}/meta_val.jsonl\""),
+        format!("data.locality=\"{d}/unrelated.txt\""),
+        format!("base.path=\"{d}/base\""),
+    ]
+}
+
+fn tiny(overrides: &[String]) -> MetaTrainConfig {
+    MetaTrainConfig::from_file(&config_file("tiny.toml"), overrides).unwrap()
+}
+
+fn run(config: &MetaTrainConfig, dir: &Path) -> Vec<Event> {
+    let mut events = Vec::new();
+    meta_train::<Cpu>(config, dir, &Default::default(), &mut |e| events.push(e.clone())).unwrap();
+    events
+}
+
+fn last_dir(run_dir: &Path) -> PathBuf {
+    let pointer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoints/last.json")).unwrap()).unwrap();
+    run_dir.join("checkpoints").join(pointer["dir"].as_str().unwrap())
+}
+
+fn read(path: PathBuf) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn config_rejects_unknown_keys_with_their_name() {
+    let err = MetaTrainConfig::from_toml_str("[outer]\nlearning_rat = 1e-5\n", "x.toml", &[]).unwrap_err().to_string();
+    assert!(err.contains("x.toml") && err.contains("outer.learning_rat"), "{err}");
+    let err = MetaTrainConfig::from_toml_str("[optimiser]\nlr = 1\n", "x.toml", &[]).unwrap_err().to_string();
+    assert!(err.contains("optimiser"), "{err}");
+    let err = MetaTrainConfig::from_toml_str("", "x.toml", &["inner.inner_rl=1".into()]).unwrap_err().to_string();
+    assert!(err.contains("--set") && err.contains("inner.inner_rl"), "{err}");
+    let err = MetaTrainConfig::from_toml_str("", "x.toml", &["outer.grad_acc=\"four\"".into()]).unwrap_err();
+    assert!(err.to_string().contains("outer.grad_acc"), "{err}");
+    let err = MetaTrainConfig::from_toml_str("[run]\ncheckpoint_every = 3\n", "x.toml", &[]).unwrap_err();
+    assert!(err.to_string().contains("run.checkpoint_every"), "{err}");
+}
+
+#[test]
+fn set_overrides_any_value_and_the_paper_defaults_hold() {
+    let config = tiny(&["inner.inner_lr=0.25".into(), "run.seed=9".into(), "weighting.activation=\"sigmoid\"".into()]);
+    assert_eq!(config.inner.inner_lr, 0.25);
+    assert_eq!(config.run.seed, 9);
+    assert_eq!(config.weighting.activation, camels_model::weighting::WeightActivation::Sigmoid);
+    assert_eq!(config.inner.update_batch_size, 2, "untouched keys keep the file's value");
+    let reparsed = MetaTrainConfig::from_toml_str(&config.to_toml(), "resolved", &[]).unwrap();
+    assert_eq!(reparsed, config, "the resolved config round-trips");
+
+    let paper = MetaTrainConfig::from_file(&config_file("paper.toml"), &[]).unwrap();
+    assert_eq!((paper.inner.update_batch_size, paper.inner.reset_base_every, paper.outer.grad_acc), (6, 24, 4));
+    assert_eq!((paper.inner.inner_lr, paper.outer.outer_lr, paper.outer.c_kl), (5e-4, 1e-5, 0.1));
+    assert_eq!(
+        (paper.data.max_doc_tokens, paper.weighting.preset.as_str(), paper.weighting.softplus_beta),
+        (1024, "distilgpt2", 3.0)
+    );
+    assert_eq!(
+        MetaTrainConfig::from_toml_str("", "empty", &[]).unwrap().inner,
+        paper.inner,
+        "defaults are the paper's"
+    );
+    MetaTrainConfig::from_file(&config_file("demo.toml"), &[]).unwrap();
+}
+
+#[test]
+fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
+    let dir = scratch("train-resume");
+    let paths = world(&dir);
+    let unbroken_dir = dir.join("unbroken");
+    let events = run(&tiny(&paths), &unbroken_dir);
+    let steps = events.iter().filter(|e| matches!(e, Event::Step { .. })).count();
+    assert_eq!(steps, 6);
+
+    // Stop after 2 steps, then after 4, then run to the end; each call resumes from `last`.
+    let broken_dir = dir.join("broken");
+    let mut with_stop = paths.clone();
+    with_stop.push("run.stop_after=2".into());
+    run(&tiny(&with_stop), &broken_dir);
+    assert!(last_dir(&broken_dir).ends_with("step-00000002"));
+    // A kill in the middle of writing the next checkpoint leaves a partial directory behind that no
+    // pointer names: resuming must ignore it.
+    let partial = broken_dir.join("checkpoints/step-00000004");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("weighting.safetensors"), b"truncated").unwrap();
+    *with_stop.last_mut().unwrap() = "run.stop_after=4".into();
+    let events = run(&tiny(&with_stop), &broken_dir);
+    assert!(matches!(events[0], Event::Resumed { step: 2 }), "{:?}", events[0]);
+    let events = run(&tiny(&paths), &broken_dir);
+    assert!(matches!(events[0], Event::Resumed { step: 4 }));
+
+    // optimizer.mpk is not compared byte for byte: burn writes its per-parameter map in hash order.
+    // Adam's state is exact nonetheless: φ after the Adam steps that follow each resume is identical.
+    for file in ["weighting.safetensors", "base.safetensors", "state.json"] {
+        assert!(
+            read(last_dir(&unbroken_dir).join(file)) == read(last_dir(&broken_dir).join(file)),
+            "{file} differs between the unbroken and the resumed run"
+        );
+    }
+    let metrics = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("elapsed_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(metrics(&unbroken_dir), metrics(&broken_dir), "metrics of the resumed run differ");
+    // φ moved away from its initialisation (otherwise the comparison above proves nothing).
+    let start = dir.join("start");
+    let mut no_steps = paths.clone();
+    no_steps.extend(["run.steps=2".into(), "outer.outer_lr=1e-30".into()]);
+    run(&tiny(&no_steps), &start);
+    assert!(
+        read(last_dir(&start).join("weighting.safetensors"))
+            != read(last_dir(&unbroken_dir).join("weighting.safetensors"))
+    );
+}
+
+#[test]
+fn checkpoints_are_complete_and_atomic_and_pages_show_every_token() {
+    let dir = scratch("train-atomic");
+    let paths = world(&dir);
+    let run_dir = dir.join("run");
+    let events = run(&tiny(&paths), &run_dir);
+    assert!(events.iter().any(|e| matches!(e, Event::Validated(_))));
+
+    // No temporary files survive, the pointers name complete directories, stale ones are pruned.
+    let mut stack = vec![run_dir.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(!path.to_string_lossy().ends_with(".tmp"), "left over: {}", path.display());
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    let last = last_dir(&run_dir);
+    for file in ["weighting.safetensors", "base.safetensors", "optimizer.mpk", "state.json"] {
+        assert!(last.join(file).is_file(), "{} missing", last.join(file).display());
+    }
+    let dirs =
+        std::fs::read_dir(run_dir.join("checkpoints")).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
+    assert!(dirs <= 2, "{dirs} checkpoint directories kept (last and best only)");
+    let saved = MetaTrainConfig::from_file(&run_dir.join("config.toml"), &[]).unwrap();
+    assert_eq!(saved, tiny(&paths), "the resolved config is saved in the run directory");
+
+    // Every validation wrote a page and a heat map; the metrics carry the weight mass.
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    let vals: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "val")
+        .collect();
+    assert_eq!(vals.len(), 3);
+    for v in &vals {
+        assert!(v["answer_ratio"].as_f64().unwrap() > 0.0 && v["outer"].as_f64().unwrap().is_finite());
+        let step = v["step"].as_u64().unwrap();
+        let html = std::fs::read_to_string(run_dir.join(format!("weights/step-{step:08}.html"))).unwrap();
+        assert!(html.contains("answer-bearing token"));
+        let png = read(run_dir.join(format!("weights/step-{step:08}.png")));
+        let decoder = png::Decoder::new(std::io::Cursor::new(png));
+        let info = decoder.read_info().unwrap();
+        assert_eq!(info.info().width, 64 * 8);
+    }
+}
+
+#[test]
+fn the_html_page_holds_every_token_and_its_weight() {
+    let text = "Ilvo <Marn> & co. wrote 12 books in 1873.";
+    let offsets: Vec<(usize, usize)> =
+        (0..text.chars().count()).step_by(3).map(|s| (s, (s + 3).min(text.len()))).collect();
+    let weights: Vec<f32> = (0..offsets.len()).map(|i| i as f32 / 10.0).collect();
+    let answer: Vec<bool> = (0..offsets.len()).map(|i| i % 4 == 0).collect();
+    let tokens = token_views(text, &offsets, &weights, &answer);
+    let doc = camels_meta::viz::DocView { title: "d".into(), tokens };
+    let html = html_page("t", "s", std::slice::from_ref(&doc));
+    assert_eq!(html.matches("<span class=\"t").count(), offsets.len());
+    assert_eq!(html.matches("<span class=\"t a\"").count(), answer.iter().filter(|&&a| a).count());
+    for (i, w) in weights.iter().enumerate() {
+        assert!(html.contains(&format!("data-i=\"{i}\" title=\"w={w:.4}\"")), "token {i}");
+    }
+    // The spans, unescaped and joined, give back the text.
+    let mut joined = String::new();
+    for piece in html.split("<span class=\"t").skip(1) {
+        let inner = &piece[piece.find('>').unwrap() + 1..piece.find("</span>").unwrap()];
+        joined.push_str(&inner.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"));
+    }
+    assert_eq!(joined, text);
+    let png = png_heatmap(std::slice::from_ref(&doc), 5);
+    let info = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (40, offsets.len().div_ceil(5) as u32 * 8));
+}
