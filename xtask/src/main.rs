@@ -16,7 +16,7 @@ tasks:
   gpu-check [--out DIR] [--pack-only]
                          build the release CLI with cuda+wgpu, pack it as gpu/camels-cli.gz and, where
                          nvidia-smi works, run bench/gpu-check.sh (parity checks + GPU benchmarks, JSONL)
-  gpu-table FILE         print the markdown table of a gpu-check results.jsonl";
+  gpu-table FILE         print the markdown table of a gpu-check results.jsonl
   train --config FILE [--set k=v]... [--device D] [--out DIR]
                          meta-train (camels-cli meta-train, release); --out defaults to runs/<config stem>";
 
@@ -207,7 +207,8 @@ fn gpu_table(file: &Path) -> Result<String> {
         let v: serde_json::Value =
             serde_json::from_str(line).with_context(|| format!("{}: line {}", file.display(), i + 1))?;
         let r = &v["result"];
-        let num = |x: &serde_json::Value, digits: usize| x.as_f64().map_or("–".to_string(), |f| format!("{f:.digits$}"));
+        let num =
+            |x: &serde_json::Value, digits: usize| x.as_f64().map_or("–".to_string(), |f| format!("{f:.digits$}"));
         let checks = r["checks"].as_array().map_or("–".to_string(), |c| {
             let passed = c.iter().filter(|c| c["pass"].as_bool() == Some(true)).count();
             format!("{passed}/{} pass", c.len())

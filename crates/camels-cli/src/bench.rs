@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::backend::Autodiff;
-use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
 use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient, weighting_gradient};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::gpt2::Gpt2Config;
@@ -310,8 +310,9 @@ impl BackendJob for MetaStep {
         let docs: Vec<Rows> = (0..self.docs).map(|_| random_rows::<B>(1, self.seq, vocab, &device)).collect();
         // Questions+answers: the loss is on the last quarter of each row (the answer).
         let qa = random_rows::<B>(self.docs, self.qa_len, vocab, &device);
-        let qa_targets =
-            (0..self.docs * self.qa_len).map(|i| if i % self.qa_len >= self.qa_len * 3 / 4 { 1.0 } else { 0.0 }).collect();
+        let qa_targets = (0..self.docs * self.qa_len)
+            .map(|i| if i % self.qa_len >= self.qa_len * 3 / 4 { 1.0 } else { 0.0 })
+            .collect();
         let problem = MetaProblem {
             docs,
             qa,

@@ -51,7 +51,8 @@ pub fn run(args: CheckArgs) -> Result<()> {
         let verdict = if c.pass { "ok" } else { "FAIL" };
         println!("{:<38} {:>9.3} {:>11.3e} {:>9.0e}  {verdict}", c.name, c.seconds, c.error, c.tolerance);
     }
-    let report = Report { device: args.device.to_string(), total_seconds: start.elapsed().as_secs_f64(), checks: &checks };
+    let report =
+        Report { device: args.device.to_string(), total_seconds: start.elapsed().as_secs_f64(), checks: &checks };
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

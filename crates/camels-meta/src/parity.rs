@@ -125,10 +125,7 @@ struct GradsAsParams<'a, A: AutodiffBackend> {
 }
 
 impl<A: AutodiffBackend> ModuleMapper<A::InnerBackend> for GradsAsParams<'_, A> {
-    fn map_float<const D: usize>(
-        &mut self,
-        p: Param<Tensor<A::InnerBackend, D>>,
-    ) -> Param<Tensor<A::InnerBackend, D>> {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<A::InnerBackend, D>>) -> Param<Tensor<A::InnerBackend, D>> {
         let (id, t, mapper) = p.consume();
         let g = self.grads.get::<A::InnerBackend, D>(id).unwrap_or_else(|| t.zeros_like());
         Param::from_mapped_value(id, g, mapper)
@@ -138,16 +135,19 @@ impl<A: AutodiffBackend> ModuleMapper<A::InnerBackend> for GradsAsParams<'_, A> 
 /// Greedy and 4-beam generation, batched: identical tokens (error = number of differing rows).
 fn generation<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
     let path = tiny_dir(fixtures).join("generation.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| camels_model::ModelError::Io { path: path.clone(), source: e })?;
-    let fixture: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| camels_model::ModelError::Json { path: path.clone(), source: e })?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| camels_model::ModelError::Io { path: path.clone(), source: e })?;
+    let fixture: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| camels_model::ModelError::Json { path: path.clone(), source: e })?;
     let rows = |key: &str| -> Result<Vec<Vec<u32>>> {
         let field = || MetaError::Shape(format!("{}: field `{key}` is not a matrix of token ids", path.display()));
         fixture[key]
             .as_array()
             .ok_or_else(field)?
             .iter()
-            .map(|r| r.as_array().ok_or_else(field)?.iter().map(|x| x.as_u64().map(|x| x as u32).ok_or_else(field)).collect())
+            .map(|r| {
+                r.as_array().ok_or_else(field)?.iter().map(|x| x.as_u64().map(|x| x as u32).ok_or_else(field)).collect()
+            })
             .collect()
     };
     let (model, config) = load_gpt2::<B>(&tiny_dir(fixtures), device)?;
@@ -169,7 +169,8 @@ fn generation<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Che
         let start = Instant::now();
         let ours = generate(&model, &prompts, &config, device)?;
         let expected = until_eos(rows(key)?);
-        let differing = ours.iter().zip(&expected).filter(|(a, b)| a != b).count() + expected.len().abs_diff(ours.len());
+        let differing =
+            ours.iter().zip(&expected).filter(|(a, b)| a != b).count() + expected.len().abs_diff(ours.len());
         checks.push(Check::new(name, start, differing as f64, 0.0, "rows differing from HF"));
     }
     Ok(checks)
@@ -183,10 +184,9 @@ fn meta<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
     for k in [1, 3] {
         let (problem, weights, r) = meta_case::<B>(fixtures, k, device)?;
         let expected = r.f32("dJ_dw")?;
-        for (label, mode, tolerance) in [
-            ("exact", MetaGradMode::Exact, 1e-4),
-            ("central differences", MetaGradMode::central_difference(), 1e-2),
-        ] {
+        for (label, mode, tolerance) in
+            [("exact", MetaGradMode::Exact, 1e-4), ("central differences", MetaGradMode::central_difference(), 1e-2)]
+        {
             let start = Instant::now();
             let grad = meta_gradient(&theta0, &weights, &problem, mode)?;
             let flat: Vec<f32> = grad.dj_dw.iter().flatten().copied().collect();
@@ -235,10 +235,10 @@ fn meta_case<B: Backend>(
 ) -> Result<(MetaProblem, Vec<Tensor<B, 2>>, TensorFile)> {
     let r = TensorFile::open(&fixtures.join(format!("meta/meta_K{k}.safetensors")))?;
     let json_path = fixtures.join(format!("meta/meta_K{k}.json"));
-    let text =
-        std::fs::read_to_string(&json_path).map_err(|e| camels_model::ModelError::Io { path: json_path.clone(), source: e })?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| camels_model::ModelError::Json { path: json_path.clone(), source: e })?;
+    let text = std::fs::read_to_string(&json_path)
+        .map_err(|e| camels_model::ModelError::Io { path: json_path.clone(), source: e })?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| camels_model::ModelError::Json { path: json_path.clone(), source: e })?;
     let number = |key: &str| {
         json[key].as_f64().ok_or_else(|| MetaError::Shape(format!("{}: missing number `{key}`", json_path.display())))
     };
@@ -255,7 +255,8 @@ fn meta_case<B: Backend>(
         })
         .collect::<Result<Vec<_>>>()?;
     let w = r.f32("w")?;
-    let weights = (0..k).map(|i| Tensor::from_data(TensorData::new(w[i * t..(i + 1) * t].to_vec(), [1, t]), device)).collect();
+    let weights =
+        (0..k).map(|i| Tensor::from_data(TensorData::new(w[i * t..(i + 1) * t].to_vec(), [1, t]), device)).collect();
     let problem = MetaProblem {
         docs,
         qa: batch("qa_ids", "qa_mask")?,

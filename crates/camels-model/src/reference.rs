@@ -31,9 +31,11 @@ impl TensorFile {
     }
 
     fn view(&self, name: &str) -> Result<safetensors::tensor::TensorView<'_>> {
-        self.st()
-            .tensor(name)
-            .map_err(|_| ModelError::MissingTensor { path: self.path.clone(), name: name.into(), expected: vec![] })
+        self.st().tensor(name).map_err(|_| ModelError::MissingTensor {
+            path: self.path.clone(),
+            name: name.into(),
+            expected: vec![],
+        })
     }
 
     fn unsupported(&self, name: &str, dtype: Dtype) -> ModelError {
