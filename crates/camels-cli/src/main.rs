@@ -71,7 +71,40 @@ enum Command {
     PretrainBase(train_cmd::PretrainArgs),
 }
 
+/// glibc's malloc settings that keep freed memory for reuse (see [`keep_freed_memory`]).
+const MALLOC_ENV: [(&str, &str); 3] = [
+    // Serve allocations of up to 4 GiB from the heap instead of fresh `mmap`s …
+    ("MALLOC_MMAP_THRESHOLD_", "4294967296"),
+    // … and neither return the heap's free top to the kernel …
+    ("MALLOC_TRIM_THRESHOLD_", "68719476736"),
+    // … nor grow it by less than 1 GiB at a time.
+    ("MALLOC_TOP_PAD_", "1073741824"),
+];
+
+/// On the CPU backend every training step allocates vocabulary-sized buffers afresh (1024 × 50,257
+/// floats = 206 MB each). glibc serves each from a new `mmap` and unmaps it when freed, so the kernel
+/// faults in and zeroes every page again each step (≈ 30% of a step in the profile, BENCHMARKS.md).
+/// glibc reads its tunables only at start-up, so the CLI re-executes itself once with them set,
+/// unless they are already set or `CAMELS_SYSTEM_MALLOC=1` asks for glibc's defaults.
+#[cfg(target_os = "linux")]
+fn keep_freed_memory() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("CAMELS_SYSTEM_MALLOC").is_some() || std::env::var_os(MALLOC_ENV[0].0).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut command = std::process::Command::new(exe);
+    command.args(std::env::args_os().skip(1)).envs(MALLOC_ENV);
+    // `exec` returns only if it failed; then carry on with the defaults.
+    let error = command.exec();
+    eprintln!("camels-cli: could not re-execute with tuned malloc settings ({error}); continuing");
+}
+
+#[cfg(not(target_os = "linux"))]
+fn keep_freed_memory() {}
+
 fn main() -> Result<()> {
+    keep_freed_memory();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
