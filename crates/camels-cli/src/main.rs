@@ -85,8 +85,10 @@ const MALLOC_ENV: [(&str, &str); 3] = [
 /// floats = 206 MB each). glibc serves each from a new `mmap` and unmaps it when freed, so the kernel
 /// faults in and zeroes every page again each step (≈ 30% of a step in the profile, BENCHMARKS.md).
 /// glibc reads its tunables only at start-up, so the CLI re-executes itself once with them set,
-/// unless they are already set or `CAMELS_SYSTEM_MALLOC=1` asks for glibc's defaults.
-#[cfg(target_os = "linux")]
+/// unless they are already set or `CAMELS_SYSTEM_MALLOC=1` asks for glibc's defaults. They act on
+/// the main thread's heap (other threads' arenas are capped at 64 MiB and still `mmap` larger
+/// buffers), and memory is kept at its peak until exit; child processes inherit the variables.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     use std::os::unix::process::CommandExt;
     if std::env::var_os("CAMELS_SYSTEM_MALLOC").is_some() || std::env::var_os(MALLOC_ENV[0].0).is_some() {
@@ -100,7 +102,7 @@ fn keep_freed_memory() {
     eprintln!("camels-cli: could not re-execute with tuned malloc settings ({error}); continuing");
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
 fn main() -> Result<()> {

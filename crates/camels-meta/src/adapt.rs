@@ -56,7 +56,8 @@ pub struct AdaptConfig {
     pub beta2: f32,
     /// Adam's and AdaGrad's ε.
     pub epsilon: f32,
-    /// Clip the gradient to this global l2 norm (per parameter tensor, as burn clips).
+    /// Clip each parameter tensor's gradient to this L2 norm (burn 0.21 clips per tensor, not by the
+    /// global norm over all tensors).
     pub grad_clip_norm: Option<f32>,
     /// Documents per micro-batch.
     pub batch_size: usize,

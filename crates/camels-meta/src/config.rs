@@ -195,7 +195,8 @@ pub struct OuterSection {
     pub grad_acc: usize,
     /// Weight of the locality KL in J.
     pub c_kl: f64,
-    /// Clip the φ-gradient to this global L2 norm (0: no clipping).
+    /// Clip each φ-gradient tensor to this L2 norm (0: no clipping). burn 0.21's optimizers clip per
+    /// parameter tensor, not by the global norm over all tensors as PyTorch's `clip_grad_norm_` does.
     pub clip_norm: f64,
     /// Adam β₁.
     pub beta_1: f32,
@@ -350,6 +351,26 @@ impl MetaTrainConfig {
                     ),
                 ));
             }
+        }
+        if !self.run.steps.is_multiple_of(self.outer.grad_acc) {
+            return Err(config_error(
+                path,
+                "run.steps",
+                format!(
+                    "{} is not a multiple of outer.grad_acc {} (the last accumulation would be dropped)",
+                    self.run.steps, self.outer.grad_acc
+                ),
+            ));
+        }
+        if !self.inner.reset_base_every.is_multiple_of(self.inner.update_batch_size) {
+            return Err(config_error(
+                path,
+                "inner.reset_base_every",
+                format!(
+                    "{} is not a multiple of inner.update_batch_size {} (the base is reset between meta-steps)",
+                    self.inner.reset_base_every, self.inner.update_batch_size
+                ),
+            ));
         }
         if self.data.val_docs < self.inner.update_batch_size {
             return Err(config_error(path, "data.val_docs", "fewer than inner.update_batch_size"));

@@ -190,7 +190,9 @@ fn meta<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
             let start = Instant::now();
             let grad = meta_gradient(&theta0, &weights, &problem, mode)?;
             let flat: Vec<f32> = grad.dj_dw.iter().flatten().copied().collect();
-            let err = rel_err(&flat, &expected[..flat.len().min(expected.len())]);
+            // The fixture holds dJ/dw for its documents; K = 1 uses the first one's.
+            let err =
+                if flat.len() <= expected.len() { rel_err(&flat, &expected[..flat.len()]) } else { f32::INFINITY };
             checks.push(Check::new(format!("dJ/dw {label} K={k}"), start, f64::from(err), tolerance, "max relative"));
         }
         if k == 3 {

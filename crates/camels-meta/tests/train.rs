@@ -80,6 +80,10 @@ fn config_rejects_unknown_keys_with_their_name() {
     assert!(err.to_string().contains("outer.grad_acc"), "{err}");
     let err = MetaTrainConfig::from_toml_str("[run]\ncheckpoint_every = 3\n", "x.toml", &[]).unwrap_err();
     assert!(err.to_string().contains("run.checkpoint_every"), "{err}");
+    let err = MetaTrainConfig::from_toml_str("", "x.toml", &["run.steps=6".into()]).unwrap_err();
+    assert!(err.to_string().contains("run.steps"), "{err}");
+    let err = MetaTrainConfig::from_toml_str("", "x.toml", &["inner.reset_base_every=25".into()]).unwrap_err();
+    assert!(err.to_string().contains("inner.reset_base_every"), "{err}");
 }
 
 #[test]

@@ -109,12 +109,16 @@ pub fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec::<f32>().expect("converted to f32")
 }
 
-/// max |a − b| over matching elements (the shorter length if they differ).
+/// max |a − b|; infinite when the lengths differ or any difference is NaN or infinite, so that a
+/// broken backend can never pass a check.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, |m, d| if d.is_finite() { m.max(d) } else { f32::INFINITY })
 }
 
-/// max |a − b| / max |b|: the max-norm relative error.
+/// max |a − b| / max |b|: the max-norm relative error (infinite as [`max_abs_diff`] is).
 pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().map(|x| x.abs()).fold(0.0, f32::max).max(1e-12);
     max_abs_diff(a, b) / scale

@@ -146,3 +146,12 @@ fn greedy_and_beam_generation_match_transformers() {
         assert_eq!(beam[0], until_eos(rows(&fixture["beam4_single"]), eos)[i], "beam, prompt {i} alone");
     }
 }
+
+#[test]
+fn error_measures_never_pass_nan_or_a_length_mismatch() {
+    use camels_model::reference;
+    assert_eq!(reference::max_abs_diff(&[1.0, 2.0], &[1.0, 2.5]), 0.5);
+    assert!(reference::max_abs_diff(&[f32::NAN, 2.0], &[1.0, 2.0]).is_infinite());
+    assert!(reference::max_abs_diff(&[1.0], &[1.0, 2.0]).is_infinite());
+    assert!(reference::rel_err(&[f32::NAN; 3], &[1.0; 3]) > 1e-3);
+}
