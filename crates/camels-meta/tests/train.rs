@@ -283,3 +283,34 @@ fn adapt_loads_the_weighting_model_from_a_run_directory_and_its_checkpoints() {
     let mean = from_run.iter().sum::<f32>() / t as f32;
     assert!((mean - 1.0).abs() < 1e-4, "normalize = true was carried over: mean weight {mean}");
 }
+
+#[test]
+fn qa_tune_keeps_the_best_validation_and_stops_early() {
+    use burn::module::AutodiffModule;
+    use camels_meta::eval::EvalConfig;
+    use camels_meta::pretrain::{QaSplits, QaTuneConfig, qa_tune};
+    use camels_model::hf::{load_gpt2, module_tensors};
+
+    let dir = scratch("qa-tune");
+    world(&dir);
+    let device = Default::default();
+    let tokenizer = Gpt2Tokenizer::from_dir(&dir.join("base")).unwrap();
+    let (model, _) = load_gpt2::<Ad>(&dir.join("base"), &device).unwrap();
+    let read = |name: &str| camels_data::jsonl::read(&dir.join(name), true).unwrap().documents;
+    let (train, val) = (read("meta_train.jsonl"), read("meta_val.jsonl"));
+    let data = QaSplits { train: &train, val: &val };
+    let eval = EvalConfig { max_new_tokens: 2, ..EvalConfig::default() };
+
+    // A sane rate lowers the validation answer NLL of a random model: a later step is kept.
+    let config = QaTuneConfig { lr: 1e-2, ..QaTuneConfig::tiny() };
+    let (_, report) = qa_tune(model.clone(), &tokenizer, data, &config, &eval, &device, &mut |_| {}).unwrap();
+    let lowest = report.validations.iter().map(|v| v.answer_nll).fold(f64::INFINITY, f64::min);
+    assert_eq!(report.validations.len(), 3, "steps 0, 2 and 4");
+    assert!(report.best.step > 0 && report.best.answer_nll == lowest, "{report:?}");
+
+    // An absurd rate makes it worse: patience 1 stops at the first validation and step 0 is kept.
+    let config = QaTuneConfig { lr: 0.5, ..QaTuneConfig::tiny() };
+    let (best, report) = qa_tune(model.clone(), &tokenizer, data, &config, &eval, &device, &mut |_| {}).unwrap();
+    assert_eq!((report.best.step, report.steps, report.stopped_early), (0, 2, true), "{report:?}");
+    assert_eq!(module_tensors(&best), module_tensors(&model.valid()), "the untouched model is returned");
+}

@@ -1,6 +1,6 @@
 //! Shared helpers for the camels-model and camels-meta tests: fixture paths and reading reference tensors.
 
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, unused_imports)]
 
 use std::path::PathBuf;
 
