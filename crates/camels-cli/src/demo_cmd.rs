@@ -1,5 +1,6 @@
-//! `camels-cli demo` (the end-to-end demo, see `camels_meta::demo`) and `camels-cli qa-tune` (QA
-//! fine-tuning of a base LM with validation, early stopping and the best model kept).
+//! `camels-cli demo` (the end-to-end demo, see `camels_meta::demo`), `camels-cli pretrain` (its
+//! tokenizer and two base LMs alone) and `camels-cli qa-tune` (QA fine-tuning of a base LM with
+//! validation, early stopping and the best model kept).
 
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ use anyhow::{Context, Result};
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use camels_data::read_any;
-use camels_meta::demo::{DemoConfig, DemoResults, results_markdown, run_demo};
+use camels_meta::demo::{DemoConfig, DemoResults, results_markdown, run_demo, train_base};
 use camels_meta::eval::EvalConfig;
 use camels_meta::pretrain::{QaSplits, QaTuneConfig, QaTuneReport, qa_tune};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
@@ -53,6 +54,66 @@ pub fn demo_cmd(args: DemoArgs) -> Result<()> {
         args.out.join("results.md").display(),
         args.out.join("report.html").display()
     );
+    Ok(())
+}
+
+/// Arguments of `pretrain`.
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// A synthetic world directory (`camels-cli data synth`): pretrain.jsonl is trained on; every
+    /// split and unrelated.txt train the tokenizer.
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder: tokenizer.json, base-small/, base-large/ (HF layout).
+    #[arg(long)]
+    out: PathBuf,
+    /// Override a demo setting (`vocab`, `seed`, `small.*`, `large.*`), e.g. `--set large.n_layer=4`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Device: cpu, wgpu[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+struct PretrainJob {
+    args: PretrainArgs,
+    config: DemoConfig,
+}
+
+impl BackendJob for PretrainJob {
+    type Output = Result<()>;
+    fn run<B: Backend>(self, device: B::Device) -> Result<()> {
+        let (a, c) = (&self.args, &self.config);
+        let read = |name: &str| {
+            let path = a.data.join(name);
+            camels_data::jsonl::read(&path, true)
+                .map(|d| d.documents)
+                .with_context(|| format!("reading {}", path.display()))
+        };
+        let pretrain_docs = read("pretrain.jsonl")?;
+        let mut texts: Vec<String> = pretrain_docs.iter().map(|d| d.text.clone()).collect();
+        for split in ["meta_train.jsonl", "meta_val.jsonl", "test.jsonl"] {
+            texts.extend(read(split)?.into_iter().map(|d| d.text));
+        }
+        let unrelated = a.data.join("unrelated.txt");
+        texts.push(std::fs::read_to_string(&unrelated).with_context(|| unrelated.display().to_string())?);
+        let tokenizer = Gpt2Tokenizer::train(texts.iter(), c.vocab, 2)?;
+        std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+        tokenizer.save(&a.out.join("tokenizer.json"))?;
+        for spec in [&c.small, &c.large] {
+            let dir = a.out.join(format!("base-{}", spec.name));
+            train_base::<B>(spec, &tokenizer, &pretrain_docs, c.seed, &dir, &device, &mut |line| eprintln!("{line}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `pretrain`.
+pub fn pretrain_cmd(args: PretrainArgs) -> Result<()> {
+    let config = DemoConfig::with_overrides(&args.set)?;
+    let (device, out) = (args.device, args.out.clone());
+    run_on(device, PretrainJob { args, config })??;
+    println!("wrote {} (tokenizer.json, base-*/)", out.display());
     Ok(())
 }
 

@@ -70,6 +70,8 @@ enum Command {
     MetaTrain(train_cmd::MetaTrainArgs),
     /// Train a small QA-tuned base LM (and its tokenizer) on a synthetic world.
     PretrainBase(train_cmd::PretrainArgs),
+    /// Train the demo's tokenizer and its two base LMs (sizes from the demo settings) on a world.
+    Pretrain(demo_cmd::PretrainArgs),
     /// Fine-tune a base LM on question–answer pairs, validating, stopping early, keeping the best.
     QaTune(demo_cmd::QaTuneArgs),
     /// The end-to-end demo: world, tokenizer, two base LMs, CaMeLS, adaptation, results and report.
@@ -97,6 +99,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => adapt_cmd::run_eval(args),
         Command::MetaTrain(args) => train_cmd::meta_train_cmd(args),
         Command::PretrainBase(args) => train_cmd::pretrain_cmd(args),
+        Command::Pretrain(args) => demo_cmd::pretrain_cmd(args),
         Command::QaTune(args) => demo_cmd::qa_tune_cmd(args),
         Command::Demo(args) => demo_cmd::demo_cmd(args),
     }

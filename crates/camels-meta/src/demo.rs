@@ -357,8 +357,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetaError + '_ {
     move |source| MetaError::Io { path: path.into(), source }
 }
 
-/// Trains one base LM (LM then QA) with the shared tokenizer and saves it into `dir`.
-fn train_base<B: Backend>(
+/// Trains one base LM (LM then QA on `docs`) with the shared tokenizer, seeded, and saves it with
+/// the tokenizer into `dir` (HF layout); `say` gets a line every 100 steps.
+pub fn train_base<B: Backend>(
     spec: &BaseSpec,
     tokenizer: &Gpt2Tokenizer,
     docs: &[Document],
