@@ -4,6 +4,7 @@ mod adapt_cmd;
 mod bench;
 mod check;
 mod data_cmd;
+mod demo_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -69,6 +70,12 @@ enum Command {
     MetaTrain(train_cmd::MetaTrainArgs),
     /// Train a small QA-tuned base LM (and its tokenizer) on a synthetic world.
     PretrainBase(train_cmd::PretrainArgs),
+    /// Train the demo's tokenizer and its two base LMs (sizes from the demo settings) on a world.
+    Pretrain(demo_cmd::PretrainArgs),
+    /// Fine-tune a base LM on question–answer pairs, validating, stopping early, keeping the best.
+    QaTune(demo_cmd::QaTuneArgs),
+    /// The end-to-end demo: world, tokenizer, two base LMs, CaMeLS, adaptation, results and report.
+    Demo(demo_cmd::DemoArgs),
 }
 
 /// glibc's malloc settings that keep freed memory for reuse (see [`keep_freed_memory`]).
@@ -127,6 +134,9 @@ fn main() -> Result<()> {
         Command::Eval(args) => adapt_cmd::run_eval(args),
         Command::MetaTrain(args) => train_cmd::meta_train_cmd(args),
         Command::PretrainBase(args) => train_cmd::pretrain_cmd(args),
+        Command::Pretrain(args) => demo_cmd::pretrain_cmd(args),
+        Command::QaTune(args) => demo_cmd::qa_tune_cmd(args),
+        Command::Demo(args) => demo_cmd::demo_cmd(args),
     }
 }
 

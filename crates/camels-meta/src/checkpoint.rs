@@ -5,7 +5,10 @@
 //! - `base.safetensors`: the carried base LM θ (it drifts between resets), same key scheme;
 //! - `optimizer.mpk`: burn's Adam record (moments and step counts per parameter), named MessagePack,
 //!   full precision, keyed by the deterministic parameter ids of [`stable_param_ids`];
-//! - `state.json`: the counters ([`TrainState`]).
+//! - `state.json`: the counters ([`TrainState`]);
+//! - `weighting_config.json` (the trunk's HF config) and `weighting.json` (the head's options), so
+//!   that the directory alone loads as a weighting model (`adapt --weights camels:DIR`, see
+//!   [`crate::strategy::load_weighting_model`]).
 //!
 //! Each file is written atomically (temporary file, fsync, rename), and the checkpoint as a whole
 //! becomes visible only when the pointer `checkpoints/last.json` (or `best.json`) is atomically
@@ -19,7 +22,8 @@ use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use camels_model::hf::{load_module, save_module, write_atomic};
+use camels_model::hf::{HfGpt2Config, load_module, save_module, write_atomic};
+use camels_model::weighting::WeightingModelConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
@@ -123,6 +127,30 @@ where
     let state_json = serde_json::to_string_pretty(state).expect("the state serialises");
     write_atomic(&dir.join("state.json"), state_json.as_bytes())?;
     Ok(Pointer { step: state.step, dir: name })
+}
+
+/// Writes `weighting_config.json` (the trunk's HF `config.json`) and `weighting.json` (head options)
+/// into the checkpoint directory `dir`, atomically.
+pub fn write_weighting_description(dir: &Path, config: &WeightingModelConfig) -> Result<()> {
+    let trunk = serde_json::to_vec_pretty(&HfGpt2Config::from_runtime(&config.trunk)).expect("the config serialises");
+    write_atomic(&dir.join("weighting_config.json"), &trunk)?;
+    let head = serde_json::json!({
+        "head_hidden": config.head_hidden,
+        "activation": config.activation,
+        "softplus_beta": config.softplus_beta,
+        "normalize": config.normalize,
+    });
+    write_atomic(&dir.join("weighting.json"), &serde_json::to_vec_pretty(&head).expect("json serialises"))?;
+    Ok(())
+}
+
+/// The checkpoint directory `best.json` names in `run_dir` (else `last.json`), if either exists.
+pub fn best_or_last_dir(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let pointer = match read_pointer(run_dir, "best")? {
+        Some(p) => Some(p),
+        None => read_pointer(run_dir, "last")?,
+    };
+    Ok(pointer.map(|p| checkpoints_dir(run_dir).join(p.dir)))
 }
 
 /// What [`load`] restores.

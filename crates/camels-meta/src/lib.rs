@@ -11,7 +11,9 @@
 //! - [`eval`]: QA evaluation (generation, EM/F1, answer NLL, unrelated-text perplexity);
 //! - [`config`], [`train`], [`checkpoint`], [`viz`]: the meta-training loop, its TOML configuration,
 //!   exact-resume checkpoints and the token-weight pages;
-//! - [`pretrain`]: a small base LM from scratch (LM then QA fine-tuning), for machines without checkpoints.
+//! - [`pretrain`]: a small base LM from scratch (LM then QA fine-tuning), for machines without checkpoints,
+//!   and QA fine-tuning with validation and early stopping ([`pretrain::qa_tune`]);
+//! - [`demo`]: the end-to-end demo (synthetic world → two base LMs → CaMeLS → adaptation → report).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -39,6 +41,7 @@
 pub mod adapt;
 pub mod checkpoint;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod metagrad;

@@ -94,10 +94,16 @@ impl Default for HeadOptions {
 /// `head.out.*`), the trunk's HF config (`weighting_config.json` or `config.json`), optional head
 /// options (`weighting.json`: `head_hidden`, `activation`, `softplus_beta`, `normalize`) and an
 /// optional `tokenizer.json` (absent: the base LM's tokenizer).
+///
+/// A meta-training run directory (one with `checkpoints/best.json` or `checkpoints/last.json`)
+/// stands for the checkpoint its best (else last) pointer names; a checkpoint directory
+/// (`checkpoints/step-N`) is such a folder itself.
 pub fn load_weighting_model<B: Backend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<(WeightingModel<B>, Option<Gpt2Tokenizer>)> {
+    let resolved = crate::checkpoint::best_or_last_dir(dir)?;
+    let dir = resolved.as_deref().unwrap_or(dir);
     let config_path =
         ["weighting_config.json", "config.json"].iter().map(|n| dir.join(n)).find(|p| p.exists()).ok_or_else(|| {
             MetaError::Parse {

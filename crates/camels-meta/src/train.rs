@@ -552,6 +552,10 @@ pub fn meta_train<B: Backend>(
             if state.best.is_none_or(|(best, _)| outer < best) {
                 state.best = Some((outer, step));
                 let pointer = checkpoint::save::<A<B>, _>(run_dir, &state, &phi, &optim, &theta)?;
+                checkpoint::write_weighting_description(
+                    &checkpoint::checkpoints_dir(run_dir).join(&pointer.dir),
+                    &w_config,
+                )?;
                 checkpoint::write_pointer(run_dir, "best", &pointer)?;
                 on_event(&Event::Checkpoint {
                     name: "best",
@@ -562,6 +566,10 @@ pub fn meta_train<B: Backend>(
         }
         if step.is_multiple_of(config.run.checkpoint_every) || end {
             let pointer = checkpoint::save::<A<B>, _>(run_dir, &state, &phi, &optim, &theta)?;
+            checkpoint::write_weighting_description(
+                &checkpoint::checkpoints_dir(run_dir).join(&pointer.dir),
+                &w_config,
+            )?;
             checkpoint::write_pointer(run_dir, "last", &pointer)?;
             checkpoint::prune(run_dir)?;
             on_event(&Event::Checkpoint { name: "last", dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir) });

@@ -42,7 +42,8 @@ pub fn token_views(text: &str, offsets: &[(usize, usize)], weights: &[f32], answ
         .collect()
 }
 
-fn escape(text: &str) -> String {
+/// `text` with the HTML special characters escaped.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -68,22 +69,36 @@ fn max_weight(docs: &[DocView]) -> f32 {
     docs.iter().flat_map(|d| d.tokens.iter().map(|t| t.weight)).fold(0.0, f32::max)
 }
 
+/// The page style shared by [`html_page`] and the demo report.
+pub const PAGE_STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:2em auto}\
+     .doc{white-space:pre-wrap;font-family:monospace;line-height:1.7;border:1px solid #ccc;padding:.5em}\
+     .t.a{text-decoration:underline;text-decoration-color:#06c;text-decoration-thickness:2px}\
+     table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}";
+
 /// A self-contained HTML page: `summary` (plain text) on top, then every document with one
 /// `<span class="t">` per token, coloured by weight relative to the largest on the page.
 pub fn html_page(title: &str, summary: &str, docs: &[DocView]) -> String {
-    let max = max_weight(docs);
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title><style>\
-         body{{font-family:sans-serif;max-width:60em;margin:2em auto}}\
-         .doc{{white-space:pre-wrap;font-family:monospace;line-height:1.7;border:1px solid #ccc;padding:.5em}}\
-         .t.a{{text-decoration:underline;text-decoration-color:#06c;text-decoration-thickness:2px}}\
-         </style></head><body>\n<h1>{}</h1>\n<pre>{}</pre>\n<p>White = 0, red = {max:.4} (the largest weight on \
-         this page); hover for a token's weight; answer-bearing tokens are underlined in blue.</p>\n",
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title><style>{PAGE_STYLE}</style></head><body>\n\
+         <h1>{}</h1>\n<pre>{}</pre>\n",
         escape(title),
         escape(title),
         escape(summary)
+    );
+    html.push_str(&docs_html(docs));
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// The documents of [`html_page`] as an HTML fragment (a legend, then one `<div class="doc">` per
+/// document), for pages that style it with [`PAGE_STYLE`].
+pub fn docs_html(docs: &[DocView]) -> String {
+    let max = max_weight(docs);
+    let mut html = format!(
+        "<p>White = 0, red = {max:.4} (the largest weight on this page); hover for a token's weight; \
+         answer-bearing tokens are underlined in blue.</p>\n"
     );
     for doc in docs {
         let _ = write!(html, "<h2>{}</h2>\n<div class=\"doc\">", escape(&doc.title));
@@ -99,8 +114,76 @@ pub fn html_page(title: &str, summary: &str, docs: &[DocView]) -> String {
         }
         html.push_str("</div>\n");
     }
-    html.push_str("</body></html>\n");
     html
+}
+
+/// One named line of a [`svg_line_plot`]: (x, y) points in x order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+}
+
+const PLOT_COLOURS: [&str; 4] = ["#c0392b", "#2471a3", "#229954", "#7d3c98"];
+
+/// An inline SVG line plot (no scripts) of `series` on shared axes, `width`×`height` pixels, with
+/// the x and y ranges written at the axis ends and a legend; non-finite points are left out.
+pub fn svg_line_plot(title: &str, x_label: &str, series: &[Series], width: usize, height: usize) -> String {
+    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied().filter(finite)).collect();
+    let (w, h) = (width as f64, height as f64);
+    let (left, right, top, bottom) = (60.0, 10.0, 24.0, 36.0);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\
+         <text x=\"{left}\" y=\"14\" font-size=\"13\">{}</text>",
+        escape(title)
+    );
+    let (x0, x1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    if all.is_empty() {
+        svg.push_str("<text x=\"60\" y=\"50\">no data</text></svg>");
+        return svg;
+    }
+    let span = |a: f64, b: f64| if b > a { b - a } else { 1.0 };
+    let px = |x: f64| left + (x - x0) / span(x0, x1) * (w - left - right);
+    let py = |y: f64| h - bottom - (y - y0) / span(y0, y1) * (h - top - bottom);
+    let _ = write!(
+        svg,
+        "<rect x=\"{left}\" y=\"{top}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#999\"/>\
+         <text x=\"{left}\" y=\"{:.1}\">{x0}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{x1}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{y1:.4}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{y0:.4}</text>",
+        w - left - right,
+        h - top - bottom,
+        h - bottom + 14.0,
+        w - right,
+        h - bottom + 14.0,
+        (w + left - right) / 2.0,
+        h - 6.0,
+        escape(x_label),
+        left - 4.0,
+        top + 10.0,
+        left - 4.0,
+        h - bottom,
+    );
+    for (i, s) in series.iter().enumerate() {
+        let colour = PLOT_COLOURS[i % PLOT_COLOURS.len()];
+        let points: Vec<String> =
+            s.points.iter().filter(|p| finite(p)).map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
+        let _ = write!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>",
+            points.join(" "),
+            w - right - 4.0,
+            top + 14.0 * (i + 1) as f64,
+            escape(&s.label)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
 }
 
 /// Pixels per token cell (square).
@@ -154,4 +237,25 @@ pub fn png_heatmap(docs: &[DocView], cols: usize) -> Vec<u8> {
         writer.write_image_data(&pixels).expect("png data to memory");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_plots_draw_every_finite_point_of_every_series() {
+        let series = [
+            Series { label: "a<b".into(), points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, f64::NAN), (3.0, 2.0)] },
+            Series { label: "flat".into(), points: vec![(0.0, 2.0), (3.0, 2.0)] },
+        ];
+        let svg = svg_line_plot("J", "step", &series, 300, 200);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        let first = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+        assert_eq!(first.split(' ').count(), 3, "the NaN point is left out: {first}");
+        // x from 0 to 3 spans the plot's inner width (60 .. 290), y 1 .. 3 its height (164 .. 24).
+        assert!(first.starts_with("60.0,164.0 ") && first.ends_with(" 290.0,94.0"), "{first}");
+        assert!(svg.contains("a&lt;b") && !svg.contains("<script"));
+        assert!(svg_line_plot("J", "step", &[], 300, 200).contains("no data"));
+    }
 }

@@ -243,3 +243,78 @@ fn the_html_page_holds_every_token_and_its_weight() {
     let info = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap().info().clone();
     assert_eq!((info.width, info.height), (40, offsets.len().div_ceil(5) as u32 * 8));
 }
+
+#[test]
+fn adapt_loads_the_weighting_model_from_a_run_directory_and_its_checkpoints() {
+    use burn::prelude::*;
+    use camels_data::TextEncoder;
+    use camels_meta::strategy::{Weigher, WeightStrategy};
+
+    let dir = scratch("train-camels-path");
+    let paths = world(&dir);
+    let run_dir = dir.join("run");
+    let config = tiny(&[paths.clone(), vec!["weighting.normalize=true".into()]].concat());
+    run(&config, &run_dir);
+    let pointer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoints/best.json")).unwrap()).unwrap();
+    let best = run_dir.join("checkpoints").join(pointer["dir"].as_str().unwrap());
+
+    let tokenizer = Gpt2Tokenizer::from_dir(&dir.join("base")).unwrap();
+    let text = "Varodek Quillian was born in 1873 in the town of Essar.";
+    let encoded = TextEncoder::encode(tokenizer.inner(), text).unwrap();
+    let device = Default::default();
+    let weigh = |path: &Path| {
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Camels(path.to_path_buf()), &[text], &device)
+            .unwrap_or_else(|e| panic!("camels:{}: {e}", path.display()));
+        weigher.weigh(text, &encoded).unwrap()
+    };
+    let from_run = weigh(&run_dir);
+    assert_eq!(from_run, weigh(&best), "a run directory stands for its best checkpoint");
+    assert_eq!(from_run.len(), encoded.ids.len());
+    assert!(weigh(&last_dir(&run_dir)).iter().all(|w| w.is_finite()));
+
+    // The saved description rebuilds exactly the model meta-training built (head options included).
+    let built = config.weighting_model(tokenizer.vocab_size(), tokenizer.eos_id()).init::<Cpu>(&device);
+    let built =
+        camels_model::hf::load_module(built, &best.join("weighting.safetensors"), |p| vec![p.to_string()]).unwrap();
+    let t = encoded.ids.len();
+    let ids: Vec<i64> = encoded.ids.iter().map(|&i| i64::from(i)).collect();
+    let w = built.forward(
+        Tensor::<Cpu, 2, Int>::from_data(TensorData::new(ids, [1, t]), &device), // [1, T]
+        Tensor::<Cpu, 2>::ones([1, t], &device),                                 // [1, T]
+    );
+    assert_eq!(w.into_data().to_vec::<f32>().unwrap(), from_run);
+    let mean = from_run.iter().sum::<f32>() / t as f32;
+    assert!((mean - 1.0).abs() < 1e-4, "normalize = true was carried over: mean weight {mean}");
+}
+
+#[test]
+fn qa_tune_keeps_the_best_validation_and_stops_early() {
+    use burn::module::AutodiffModule;
+    use camels_meta::eval::EvalConfig;
+    use camels_meta::pretrain::{QaSplits, QaTuneConfig, qa_tune};
+    use camels_model::hf::{load_gpt2, module_tensors};
+
+    let dir = scratch("qa-tune");
+    world(&dir);
+    let device = Default::default();
+    let tokenizer = Gpt2Tokenizer::from_dir(&dir.join("base")).unwrap();
+    let (model, _) = load_gpt2::<Ad>(&dir.join("base"), &device).unwrap();
+    let read = |name: &str| camels_data::jsonl::read(&dir.join(name), true).unwrap().documents;
+    let (train, val) = (read("meta_train.jsonl"), read("meta_val.jsonl"));
+    let data = QaSplits { train: &train, val: &val };
+    let eval = EvalConfig { max_new_tokens: 2, ..EvalConfig::default() };
+
+    // A sane rate lowers the validation answer NLL of a random model: a later step is kept.
+    let config = QaTuneConfig { lr: 1e-2, ..QaTuneConfig::tiny() };
+    let (_, report) = qa_tune(model.clone(), &tokenizer, data, &config, &eval, &device, &mut |_| {}).unwrap();
+    let lowest = report.validations.iter().map(|v| v.answer_nll).fold(f64::INFINITY, f64::min);
+    assert_eq!(report.validations.len(), 3, "steps 0, 2 and 4");
+    assert!(report.best.step > 0 && report.best.answer_nll == lowest, "{report:?}");
+
+    // An absurd rate makes it worse: patience 1 stops at the first validation and step 0 is kept.
+    let config = QaTuneConfig { lr: 0.5, ..QaTuneConfig::tiny() };
+    let (best, report) = qa_tune(model.clone(), &tokenizer, data, &config, &eval, &device, &mut |_| {}).unwrap();
+    assert_eq!((report.best.step, report.steps, report.stopped_early), (0, 2, true), "{report:?}");
+    assert_eq!(module_tensors(&best), module_tensors(&model.valid()), "the untouched model is returned");
+}
