@@ -237,7 +237,8 @@ fn evaluate<B: Backend>(
 }
 
 impl BackendJob for AdaptJob {
-    type Output = Result<Summary>;
+    /// The summary, or `None` when the run stopped early (`--stop-after`) and left only its checkpoint.
+    type Output = Result<Option<Summary>>;
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let args = self.args;
         let qa = &args.qa;
@@ -273,6 +274,10 @@ impl BackendJob for AdaptJob {
                 bar.set_message(format!("loss {:.4}", p.loss));
             }
         };
+        anyhow::ensure!(
+            args.stop_after.is_none() || config.checkpoint_every > 0,
+            "--stop-after needs --checkpoint-every: without checkpoints a stopped run cannot resume"
+        );
         let control = RunControl {
             checkpoint_dir: (config.checkpoint_every > 0).then(|| qa.out.join("checkpoint")),
             stop_after: args.stop_after,
@@ -284,7 +289,14 @@ impl BackendJob for AdaptJob {
             tracing::warn!(n = report.skipped.len(), ids = ?report.skipped, "documents skipped for a non-finite loss");
         }
         if !report.finished {
-            tracing::warn!(done = report.docs_done, "stopped before the end of the stream; rerun to resume");
+            // A partial run leaves only its checkpoint: evaluating or saving it would look final.
+            println!(
+                "stopped after {} of {} documents; rerun the same command to resume from {}",
+                report.docs_done,
+                stream.len() * config.epochs,
+                qa.out.join("checkpoint").display()
+            );
+            return Ok(None);
         }
         let model = model.valid();
         if args.save_model {
@@ -320,7 +332,7 @@ impl BackendJob for AdaptJob {
         }
         .with_predictions(&predictions);
         write_summary(&qa.out.join("summary.json"), &summary)?;
-        Ok(summary)
+        Ok(Some(summary))
     }
 }
 
@@ -351,16 +363,17 @@ impl BackendJob for EvalJob {
         }
         .with_predictions(&predictions);
         write_summary(&qa.out.join("summary.json"), &summary)?;
-        Ok(summary)
+        Ok(Some(summary))
     }
 }
 
 /// Runs `camels-cli adapt`.
 pub fn run_adapt(args: AdaptArgs) -> Result<()> {
     let (device, json, out) = (args.qa.device, args.qa.json, args.qa.out.clone());
-    let summary = run_on(device, AdaptJob { args })??;
-    print_summary(&summary, json)?;
-    report_outputs(&out, json);
+    if let Some(summary) = run_on(device, AdaptJob { args })?? {
+        print_summary(&summary, json)?;
+        report_outputs(&out, json);
+    }
     Ok(())
 }
 

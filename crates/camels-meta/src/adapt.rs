@@ -492,7 +492,8 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
     let mut last_checkpoint = next;
     let mut done_here = 0usize;
     while next < total {
-        if control.stop_after.is_some_and(|limit| done_here >= limit) {
+        // Stop only between optimizer steps, so that no accumulated gradient is lost.
+        if pending == 0 && control.stop_after.is_some_and(|limit| done_here >= limit) {
             break;
         }
         let end = (next + config.batch_size).min(total);

@@ -112,6 +112,25 @@ fn killed_and_resumed_run_ends_with_the_unbroken_weights() {
 }
 
 #[test]
+fn a_stop_waits_for_the_optimizer_step_so_no_accumulated_gradient_is_lost() {
+    let docs = stream();
+    let config = AdaptConfig { checkpoint_every: 2, grad_accumulation: 2, ..torch_adam() };
+    let dir = scratch("adapt-stop-accumulated");
+    let (unbroken, unbroken_report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+    // Asked to stop after 3 documents, mid-accumulation: it finishes the step (4 documents).
+    let control = RunControl { checkpoint_dir: Some(dir.clone()), stop_after: Some(3), ..RunControl::default() };
+    let (_, stopped) = adapt(tiny(), &docs, &config, control).unwrap();
+    assert!(!stopped.finished);
+    assert_eq!(stopped.docs_done, 4);
+    let control = RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
+    let (resumed, report) = adapt(tiny(), &docs, &config, control).unwrap();
+    assert_eq!(report.resumed_from, Some(4));
+    assert_eq!(report.steps, unbroken_report.steps);
+    assert_eq!(max_param_diff(&resumed, &unbroken), 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn non_finite_document_is_skipped_and_counted() {
     let mut docs = stream();
     let clean: Vec<WeightedDoc> = docs.iter().filter(|d| d.id != "doc1").cloned().collect();
