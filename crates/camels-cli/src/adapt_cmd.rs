@@ -363,7 +363,7 @@ impl BackendJob for EvalJob {
         }
         .with_predictions(&predictions);
         write_summary(&qa.out.join("summary.json"), &summary)?;
-        Ok(Some(summary))
+        Ok(summary)
     }
 }
 
