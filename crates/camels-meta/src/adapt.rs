@@ -522,12 +522,20 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
                 continue;
             }
             let loss = weighted_loss(token_loss, weights, mask, config.reduction) / config.grad_accumulation as f64; // [1]
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            // A finite loss can still overflow in the backward pass; never step on such a gradient.
+            if !grads_finite(&model, &grads) {
+                for (u, d) in &rows {
+                    tracing::warn!(doc = %d.id, position = u, "non-finite gradient: micro-batch skipped");
+                    report.skipped.push(d.id.clone());
+                }
+                break;
+            }
             batch_loss = per_row.iter().sum::<f64>() / per_row.len() as f64;
             for ((u, d), l) in rows.iter().zip(&per_row) {
                 report.losses.push(DocLoss { index: *u, id: d.id.clone(), loss: *l });
                 report.tokens += d.ids.len().min(max_len);
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             accumulator.accumulate(&model, grads);
             accumulated_any = true;
             break;
@@ -569,6 +577,27 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
     report.finished = next == total;
     report.seconds = started.elapsed().as_secs_f64();
     Ok((model, report))
+}
+
+/// Whether every gradient in `grads` (for the parameters of `model`) is finite.
+pub fn grads_finite<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, grads: &GradientsParams) -> bool {
+    struct Finite<'a, B: AutodiffBackend> {
+        grads: &'a GradientsParams,
+        finite: bool,
+        _backend: std::marker::PhantomData<B>,
+    }
+    impl<B: AutodiffBackend> burn::module::ModuleVisitor<B> for Finite<'_, B> {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+            if let Some(g) = self.grads.get::<B::InnerBackend, D>(p.id) {
+                // g − g is 0 where g is finite and NaN where it is infinite or NaN.
+                let probe = (g.clone() - g).sum().into_scalar().elem::<f64>();
+                self.finite &= probe.is_finite();
+            }
+        }
+    }
+    let mut visitor = Finite::<B> { grads, finite: true, _backend: std::marker::PhantomData };
+    model.visit(&mut visitor);
+    visitor.finite
 }
 
 /// The adapted model without its autodiff wrapper, for evaluation and saving.

@@ -131,6 +131,37 @@ fn a_stop_waits_for_the_optimizer_step_so_no_accumulated_gradient_is_lost() {
 }
 
 #[test]
+fn a_non_finite_gradient_is_detected() {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::optim::GradientsParams;
+    use burn::prelude::{Int, Tensor, TensorData};
+    use camels_meta::adapt::grads_finite;
+    let model = tiny();
+    let ids = Tensor::<Ad, 2, Int>::from_data([[1, 2, 3, 4, 5]], &Default::default()); // [1, T]
+    let loss = camels_model::loss::token_cross_entropy(model.forward(ids.clone()), ids).mean();
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    assert!(grads_finite(&model, &grads));
+    // Poison one parameter's gradient with an infinity, as an overflowing backward would.
+    struct First(Option<burn::module::ParamId>, Vec<usize>);
+    impl ModuleVisitor<Ad> for First {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<Ad, D>>) {
+            if self.0.is_none() && D == 1 {
+                self.0 = Some(p.id);
+                self.1 = p.val().dims().to_vec();
+            }
+        }
+    }
+    let mut first = First(None, Vec::new());
+    model.visit(&mut first);
+    let (id, dims) = (first.0.unwrap(), first.1);
+    let mut values = vec![0.0f32; dims[0]];
+    values[0] = f32::INFINITY;
+    grads.remove::<Cpu, 1>(id);
+    grads.register::<Cpu, 1>(id, Tensor::from_data(TensorData::new(values, [dims[0]]), &Default::default()));
+    assert!(!grads_finite(&model, &grads));
+}
+
+#[test]
 fn non_finite_document_is_skipped_and_counted() {
     let mut docs = stream();
     let clean: Vec<WeightedDoc> = docs.iter().filter(|d| d.id != "doc1").cloned().collect();
