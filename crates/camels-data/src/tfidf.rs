@@ -81,7 +81,11 @@ impl Tfidf {
         for (term, value) in counts.iter_mut() {
             *value *= self.idf[self.vocabulary[term]];
         }
-        let norm = counts.values().map(|v| v * v).sum::<f64>().sqrt();
+        // Sum in a fixed (term) order: a HashMap's order differs between instances, and the weights
+        // must be bit-identical between runs (adaptation fingerprints them to check a resume).
+        let mut terms: Vec<&String> = counts.keys().collect();
+        terms.sort_unstable();
+        let norm = terms.iter().map(|t| counts[*t] * counts[*t]).sum::<f64>().sqrt();
         if norm > 0.0 {
             counts.values_mut().for_each(|v| *v /= norm);
         }
@@ -129,6 +133,18 @@ mod tests {
     fn words_follow_the_default_token_pattern() {
         let w: Vec<String> = words("A cat's 2 big_dogs, café").into_iter().map(|w| w.text).collect();
         assert_eq!(w, ["cat", "big_dogs", "café"]);
+    }
+
+    #[test]
+    fn weights_are_bit_identical_from_call_to_call() {
+        let corpus: Vec<String> = (0..40).map(|i| format!("term{i} shared word{} other{}", i % 7, i % 3)).collect();
+        let tfidf = Tfidf::fit(&corpus);
+        let text: String = (0..40).map(|i| format!("term{i} word{} ", i % 5)).collect();
+        let first = tfidf.word_weights(&text);
+        for _ in 0..20 {
+            let again = tfidf.word_weights(&text);
+            assert!(first.iter().all(|(t, v)| again[t].to_bits() == v.to_bits()));
+        }
     }
 
     #[test]
