@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use camels_data::read_any;
-use camels_meta::demo::{DemoConfig, DemoResults, results_markdown, run_demo, train_base};
+use camels_meta::demo::{DemoConfig, DemoResults, results_markdown, run_demo, train_base, world_tokenizer};
 use camels_meta::eval::EvalConfig;
 use camels_meta::pretrain::{QaSplits, QaTuneConfig, QaTuneReport, qa_tune};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
@@ -84,20 +84,8 @@ impl BackendJob for PretrainJob {
     type Output = Result<()>;
     fn run<B: Backend>(self, device: B::Device) -> Result<()> {
         let (a, c) = (&self.args, &self.config);
-        let read = |name: &str| {
-            let path = a.data.join(name);
-            camels_data::jsonl::read(&path, true)
-                .map(|d| d.documents)
-                .with_context(|| format!("reading {}", path.display()))
-        };
-        let pretrain_docs = read("pretrain.jsonl")?;
-        let mut texts: Vec<String> = pretrain_docs.iter().map(|d| d.text.clone()).collect();
-        for split in ["meta_train.jsonl", "meta_val.jsonl", "test.jsonl"] {
-            texts.extend(read(split)?.into_iter().map(|d| d.text));
-        }
-        let unrelated = a.data.join("unrelated.txt");
-        texts.push(std::fs::read_to_string(&unrelated).with_context(|| unrelated.display().to_string())?);
-        let tokenizer = Gpt2Tokenizer::train(texts.iter(), c.vocab, 2)?;
+        let (pretrain_docs, tokenizer) = world_tokenizer(&a.data, c.vocab)
+            .with_context(|| format!("training the tokenizer on {}", a.data.display()))?;
         std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
         tokenizer.save(&a.out.join("tokenizer.json"))?;
         for spec in [&c.small, &c.large] {

@@ -4,16 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::backend::Autodiff;
-use burn::module::AutodiffModule;
 use burn::prelude::*;
 use camels_meta::config::MetaTrainConfig;
-use camels_meta::pretrain::{PretrainConfig, pretrain};
+use camels_meta::demo::{BaseSpec, train_base, world_tokenizer};
 use camels_meta::train::{Event, meta_train};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
-use camels_model::gpt2::Gpt2Config;
-use camels_model::hf::save_gpt2;
-use camels_model::tokenizer::Gpt2Tokenizer;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -70,21 +65,7 @@ impl BackendJob for MetaTrainJob {
             }
             Event::Validated(v) => {
                 val = format!("val J {:.4} (uniform {:.4}) ans/other {:.3}", v.outer, v.uniform_outer, v.answer_ratio);
-                say(
-                    &bar,
-                    format!(
-                        "step {}: val J {:.4} (uniform weights {:.4}), QA NLL {:.4} -> {:.4}, KL {:.5}, weight per token answer/other {:.4}/{:.4} = {:.3}",
-                        v.step,
-                        v.outer,
-                        v.uniform_outer,
-                        v.qa_before,
-                        v.qa_after,
-                        v.kl,
-                        v.answer_weight,
-                        v.other_weight,
-                        v.answer_ratio
-                    ),
-                );
+                say(&bar, v.to_string());
             }
             Event::Checkpoint { name, dir } => tracing::debug!(name, dir = %dir.display(), "checkpoint"),
         });
@@ -161,48 +142,21 @@ impl BackendJob for PretrainJob {
     type Output = Result<()>;
     fn run<B: Backend>(self, device: B::Device) -> Result<()> {
         let a = self.0;
-        let read = |name: &str| camels_data::jsonl::read(&a.data.join(name), true).map(|d| d.documents);
-        let pretrain_docs = read("pretrain.jsonl")?;
-        let mut texts: Vec<String> = pretrain_docs.iter().map(|d| d.text.clone()).collect();
-        for split in ["meta_train.jsonl", "meta_val.jsonl", "test.jsonl"] {
-            texts.extend(read(split)?.into_iter().map(|d| d.text));
-        }
-        let unrelated = a.data.join("unrelated.txt");
-        texts.push(std::fs::read_to_string(&unrelated).with_context(|| unrelated.display().to_string())?);
-        let tokenizer = Gpt2Tokenizer::train(texts.iter(), a.vocab, 2)?;
-        let config = Gpt2Config::new(tokenizer.vocab_size(), a.n_positions, a.n_embd, a.n_layer, a.n_head)
-            .with_eos_token_id(tokenizer.eos_id());
-        config.validate()?;
-        B::seed(&device, a.seed);
-        let model = config.init::<Autodiff<B>>(&device);
-        let pretrain_config = PretrainConfig {
+        let (pretrain_docs, tokenizer) = world_tokenizer(&a.data, a.vocab)
+            .with_context(|| format!("training the tokenizer on {}", a.data.display()))?;
+        let spec = BaseSpec {
+            name: "base".into(),
+            n_embd: a.n_embd,
+            n_layer: a.n_layer,
+            n_head: a.n_head,
+            n_positions: a.n_positions,
             lm_steps: a.lm_steps,
             qa_steps: a.qa_steps,
             batch_size: a.batch_size,
-            seq_len: a.seq_len.min(a.n_positions),
+            seq_len: a.seq_len,
             lr: a.lr,
-            seed: a.seed,
         };
-        let bar = ProgressBar::new((a.lm_steps + a.qa_steps) as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}")
-                .expect("a valid template"),
-        );
-        let mut smoothed = None;
-        let model =
-            pretrain(model, tokenizer.inner(), &pretrain_docs, &pretrain_config, &device, &mut |phase, step, loss| {
-                let s = smoothed.map_or(loss, |s: f64| 0.95 * s + 0.05 * loss);
-                smoothed = Some(s);
-                bar.set_position(step as u64 + 1);
-                bar.set_message(format!("{phase} loss {s:.4}"));
-                if (step + 1) % 100 == 0 {
-                    say(&bar, format!("step {}: {phase} loss (smoothed) {s:.4}", step + 1));
-                }
-            })?;
-        bar.finish();
-        save_gpt2(&model.valid(), &config, &a.out)?;
-        tokenizer.save(&a.out.join("tokenizer.json"))?;
-        println!("saved {} ({} parameters)", a.out.display(), config.num_params());
+        train_base::<B>(&spec, &tokenizer, &pretrain_docs, a.seed, &a.out, &device, &mut |line| eprintln!("{line}"))?;
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
+use crate::eval::to_f64;
 
 /// Which optimizer adapts the base LM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -452,10 +453,6 @@ fn row_losses<B: Backend>(
         }
     };
     to_f64(sums.reshape([batch])).into_iter().zip(denominators).map(|(s, d)| s / d).collect()
-}
-
-fn to_f64<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec::<f64>().expect("f64 data")
 }
 
 fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(

@@ -357,6 +357,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetaError + '_ {
     move |source| MetaError::Io { path: path.into(), source }
 }
 
+/// The byte-level BPE tokenizer of a synthetic world directory (`camels-cli data synth`), trained as
+/// the demo trains it (every split, then the unrelated text), and the pre-training documents.
+pub fn world_tokenizer(world_dir: &Path, vocab: usize) -> Result<(Vec<Document>, Gpt2Tokenizer)> {
+    let read = |name: &str| camels_data::jsonl::read(&world_dir.join(name), true).map(|d| d.documents);
+    let pretrain_docs = read("pretrain.jsonl")?;
+    let mut texts: Vec<String> = pretrain_docs.iter().map(|d| d.text.clone()).collect();
+    for split in ["meta_train.jsonl", "meta_val.jsonl", "test.jsonl"] {
+        texts.extend(read(split)?.into_iter().map(|d| d.text));
+    }
+    let unrelated = world_dir.join("unrelated.txt");
+    texts.push(std::fs::read_to_string(&unrelated).map_err(io(&unrelated))?);
+    let tokenizer = Gpt2Tokenizer::train(texts.iter(), vocab, 2)?;
+    Ok((pretrain_docs, tokenizer))
+}
+
 /// Trains one base LM (LM then QA on `docs`) with the shared tokenizer, seeded, and saves it with
 /// the tokenizer into `dir` (HF layout); `say` gets a line every 100 steps.
 pub fn train_base<B: Backend>(

@@ -104,7 +104,8 @@ fn shortest(answers: &[String]) -> &str {
     answers.iter().min_by_key(|a| a.chars().count()).map(String::as_str).unwrap_or("")
 }
 
-fn to_f64<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
+/// The values of a 1-D tensor as `f64`.
+pub(crate) fn to_f64<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
     t.into_data().convert::<f64>().to_vec::<f64>().expect("f64 data")
 }
 

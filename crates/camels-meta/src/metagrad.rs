@@ -24,6 +24,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use camels_model::gpt2::Gpt2LmHead;
 use camels_model::loss::{Reduction, kl_divergence, masked_mean, token_cross_entropy, weighted_loss};
+use camels_model::reference::values;
 
 use crate::error::{MetaError, Result};
 use crate::params::{SgdStep, combine, dot, lift, lift_constant, scalar, shifted};
@@ -341,10 +342,6 @@ fn full_unroll<B: Backend>(
         .map(|(w, doc)| w.grad(&grads).map(values).unwrap_or_else(|| vec![0.0; doc.len]))
         .collect();
     Ok(MetaGradient { dj_dw, outer, theta_k: theta_x.valid() })
-}
-
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data")
 }
 
 /// dJ/dφ = Σ_k (∂w_k/∂φ)ᵀ · dJ/dw_k: one backward through the weighting model of the surrogate

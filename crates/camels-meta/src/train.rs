@@ -264,6 +264,27 @@ pub struct Validation {
     pub answer_mass: f64,
 }
 
+impl std::fmt::Display for Validation {
+    /// One line: the outer loss against uniform weights, QA NLL, KL and where the weight went.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step {}: validation outer loss {:.4} (uniform weights {:.4}), QA NLL {:.4} -> {:.4}, KL {:.5}, \
+             mean weight per answer-bearing token {:.4}, per other token {:.4}, ratio {:.3}, answer share of the mass {:.3}",
+            self.step,
+            self.outer,
+            self.uniform_outer,
+            self.qa_before,
+            self.qa_after,
+            self.kl,
+            self.answer_weight,
+            self.other_weight,
+            self.answer_ratio,
+            self.answer_mass
+        )
+    }
+}
+
 /// Mean J, QA NLL before and after, KL over the validation batches, and every document's weights.
 struct ValRun {
     outer: f64,
@@ -595,20 +616,7 @@ fn write_weight_pages(
             DocView { title: doc.id.clone(), tokens: token_views(&doc.text, &doc.offsets, &w[..n], &doc.answer) }
         })
         .collect();
-    let summary = format!(
-        "step {}: validation outer loss {:.4} (uniform weights {:.4}), QA NLL {:.4} -> {:.4}, KL {:.5}\n\
-         mean weight per answer-bearing token {:.4}, per other token {:.4}, ratio {:.3}, answer share of the mass {:.3}",
-        v.step,
-        v.outer,
-        v.uniform_outer,
-        v.qa_before,
-        v.qa_after,
-        v.kl,
-        v.answer_weight,
-        v.other_weight,
-        v.answer_ratio,
-        v.answer_mass
-    );
+    let summary = v.to_string();
     let dir = run_dir.join("weights");
     let html = html_page(&format!("CaMeLS token weights, step {}", v.step), &summary, &views);
     camels_model::hf::write_atomic(&dir.join(format!("step-{:08}.html", v.step)), html.as_bytes())?;
