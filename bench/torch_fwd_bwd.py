@@ -1,7 +1,9 @@
 """PyTorch baseline for `camels-cli bench forward-backward` and `bench adapt-step`: a randomly
 initialised HF GPT-2 of the same preset, one warm-up then N timed steps, fp32, on CPU or CUDA.
 `forward_backward` is forward + backward of the mean token CE; `adapt_step` adds an Adam update
-(lr 1e-5), one document per step, as online adaptation does.
+(lr 1e-5), one document per step, as online adaptation does; `generate` is HF `generate` (KV
+cache, greedy or beam search) of --new-tokens tokens after --batch prompts of --seq tokens, as
+`camels-cli bench generate` (--batch 16 --seq 24 --new-tokens 16 match its defaults).
 
 Usage: python bench/torch_fwd_bwd.py --preset distilgpt2 --seq 1024 --iters 3 --threads 2 --json out.json
        python bench/torch_fwd_bwd.py --device cuda --bench adapt_step --preset gpt2-xl
@@ -33,7 +35,9 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--bench", default="forward_backward", choices=["forward_backward", "adapt_step"])
+    ap.add_argument("--bench", default="forward_backward", choices=["forward_backward", "adapt_step", "generate"])
+    ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--num-beams", type=int, default=1)
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -41,12 +45,24 @@ def main():
     cfg = GPT2Config(activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      **PRESETS[args.preset])
     model = GPT2LMHeadModel(cfg).to(args.device)
-    model.train()
+    model.train(args.bench != "generate")
     ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq), device=args.device)
     optim = torch.optim.Adam(model.parameters(), lr=1e-5) if args.bench == "adapt_step" else None
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
+    def generate_step():
+        start = time.perf_counter()
+        with torch.no_grad():
+            # No end-of-sequence token: every row generates exactly --new-tokens tokens.
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new_tokens,
+                           min_new_tokens=args.new_tokens, do_sample=False, num_beams=args.num_beams,
+                           eos_token_id=None, pad_token_id=0, use_cache=True)
+        sync()
+        return time.perf_counter() - start
+
     def step():
+        if args.bench == "generate":
+            return generate_step()
         start = time.perf_counter()
         logits = model(ids).logits
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, cfg.vocab_size), ids[:, 1:].reshape(-1))
@@ -65,6 +81,11 @@ def main():
                   device=device, preset=args.preset, batch=args.batch, seq=args.seq, threads=args.threads,
                   iters=args.iters, warmup_seconds=warmup, seconds=seconds, median_seconds=med,
                   tokens_per_second=args.batch * args.seq / med)
+    if args.bench == "generate":
+        result.update(prompt_len=args.seq, new_tokens=args.new_tokens, num_beams=args.num_beams,
+                      questions_per_second=args.batch / med,
+                      new_tokens_per_second=args.batch * args.new_tokens / med)
+        del result["tokens_per_second"]
     if args.device == "cuda":
         result["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
     text = json.dumps(result, indent=2)

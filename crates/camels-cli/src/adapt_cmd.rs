@@ -73,7 +73,8 @@ pub struct QaArgs {
 pub struct AdaptArgs {
     #[command(flatten)]
     qa: QaArgs,
-    /// Token weights: uniform, tfidf[:QUANTILE] (default quantile 0.05), salient or camels:PATH.
+    /// Token weights: uniform, tfidf[:QUANTILE] (default quantile 0.05), salient, camels:PATH, or
+    /// answers (an oracle: 1 on the gold answers' tokens; reads the questions, for diagnosis).
     #[arg(long, default_value = "uniform")]
     weights: String,
     /// Adaptation config (TOML with AdaptConfig's fields); else the preset.

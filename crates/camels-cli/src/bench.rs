@@ -13,6 +13,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient, weighting_gradient};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
+use camels_model::generate::{GenerateConfig, generate};
 use camels_model::gpt2::Gpt2Config;
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use camels_model::weighting::WeightingModelConfig;
@@ -94,6 +95,56 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Answer generation as evaluation runs it: batches of question prompts, a KV cache, greedy or
+    /// beam decoding of a fixed number of new tokens (no row stops early).
+    Generate {
+        /// Model size.
+        #[arg(long, default_value = "distilgpt2")]
+        preset: String,
+        /// Questions per generation batch.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Prompt length, tokens (a SQuAD question prompt is about 15–30).
+        #[arg(long, default_value_t = 24)]
+        prompt_len: usize,
+        /// New tokens generated per question.
+        #[arg(long, default_value_t = 16)]
+        new_tokens: usize,
+        /// Beams (1 = greedy).
+        #[arg(long, default_value_t = 1)]
+        num_beams: usize,
+        /// Timed batches after one warm-up batch.
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        /// Device: cpu, wgpu[:N], cuda[:N], cuda-raw[:N].
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Write the result here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// The answer-generation benchmark's result.
+#[derive(Debug, Serialize)]
+pub struct GenerateResult {
+    pub bench: &'static str,
+    pub device: String,
+    pub preset: String,
+    pub batch: usize,
+    pub prompt_len: usize,
+    pub new_tokens: usize,
+    pub num_beams: usize,
+    pub threads: usize,
+    /// The first batch, kernel compilation and autotuning included.
+    pub warmup_seconds: f64,
+    /// Seconds per batch.
+    pub seconds: Vec<f64>,
+    pub median_seconds: f64,
+    pub questions_per_second: f64,
+    /// Generated tokens per second (questions × new tokens).
+    pub new_tokens_per_second: f64,
+    pub peak_rss_gib: f64,
 }
 
 /// One step-type benchmark's result (adaptation or meta-step).
@@ -205,7 +256,48 @@ pub fn run(command: BenchCommand) -> Result<()> {
             };
             emit(&result, json)
         }
+        BenchCommand::Generate { preset, batch, prompt_len, new_tokens, num_beams, iters, device, json } => {
+            let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
+            anyhow::ensure!(
+                batch > 0 && prompt_len > 0 && num_beams > 0,
+                "--batch, --prompt-len and --num-beams must be positive"
+            );
+            anyhow::ensure!(
+                prompt_len + new_tokens <= config.n_positions,
+                "--prompt-len + --new-tokens ({}) exceeds the model's {} positions",
+                prompt_len + new_tokens,
+                config.n_positions
+            );
+            let job = Generate { config, batch, prompt_len, new_tokens, num_beams, iters };
+            let timings = run_on(device, job)??;
+            emit_generate((preset, batch, prompt_len, new_tokens, num_beams, device), timings, json)
+        }
     }
+}
+
+fn emit_generate(
+    (preset, batch, prompt_len, new_tokens, num_beams, device): (String, usize, usize, usize, usize, DeviceSpec),
+    (warmup_seconds, seconds): (f64, Vec<f64>),
+    json: Option<PathBuf>,
+) -> Result<()> {
+    let median_seconds = median(&seconds);
+    let result = GenerateResult {
+        bench: "generate",
+        device: device.to_string(),
+        preset,
+        batch,
+        prompt_len,
+        new_tokens,
+        num_beams,
+        threads: threads(),
+        warmup_seconds,
+        seconds,
+        median_seconds,
+        questions_per_second: batch as f64 / median_seconds,
+        new_tokens_per_second: (batch * new_tokens) as f64 / median_seconds,
+        peak_rss_gib: peak_rss_gib(),
+    };
+    emit(&result, json)
 }
 
 fn emit(result: &impl Serialize, json: Option<PathBuf>) -> Result<()> {
@@ -339,6 +431,48 @@ impl BackendJob for MetaStep {
             };
             B::sync(&device).expect("device sync");
             phi = Some(model);
+            start.elapsed().as_secs_f64()
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(timings),
+        }
+    }
+}
+
+struct Generate {
+    config: Gpt2Config,
+    batch: usize,
+    prompt_len: usize,
+    new_tokens: usize,
+    num_beams: usize,
+    iters: usize,
+}
+
+impl BackendJob for Generate {
+    type Output = camels_model::Result<(f64, Vec<f64>)>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let model = self.config.init::<B>(&device);
+        let vocab = self.config.vocab_size;
+        // An end-of-sequence id outside the vocabulary: no row stops early, so every batch does the
+        // same work. Prompts share one length, so no padding is fed.
+        let mut generate_config = if self.num_beams > 1 {
+            GenerateConfig::beam(self.num_beams, self.new_tokens, u32::MAX)
+        } else {
+            GenerateConfig::greedy(self.new_tokens, u32::MAX)
+        };
+        generate_config.pad_token_id = 0;
+        let mut failure = None;
+        let timings = timed(self.iters, || {
+            let ids = random_ids::<B>(self.batch, self.prompt_len, vocab, &device); // [B, L]
+            let ids = ids.into_data().convert::<i64>().to_vec::<i64>().expect("ids");
+            let prompts: Vec<Vec<u32>> =
+                ids.chunks(self.prompt_len).map(|row| row.iter().map(|&t| t as u32).collect()).collect();
+            let start = Instant::now();
+            if let Err(e) = generate(&model, &prompts, &generate_config, &device) {
+                failure = Some(e);
+            }
+            B::sync(&device).expect("device sync");
             start.elapsed().as_secs_f64()
         });
         match failure {

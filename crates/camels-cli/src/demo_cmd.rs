@@ -25,6 +25,10 @@ pub struct DemoArgs {
     /// Override a demo setting: `--set small.lm_steps=200`, `--set lrs=[1e-4,1e-3]` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Run on the SQuAD v1.1 files of this data folder (`squad_v1.1/`, `openwebtext_sample/`, as in
+    /// ../shared/data) instead of the synthetic world; the `squad` preset of the demo.
+    #[arg(long, value_name = "DATA_DIR")]
+    squad: Option<PathBuf>,
     /// Device: cpu, wgpu[:N] or cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
@@ -44,7 +48,11 @@ impl BackendJob for DemoJob {
 
 /// Runs `demo`.
 pub fn demo_cmd(args: DemoArgs) -> Result<()> {
-    let config = DemoConfig::with_overrides(&args.set)?;
+    let base = match &args.squad {
+        Some(data) => DemoConfig::squad(data),
+        None => DemoConfig::default(),
+    };
+    let config = DemoConfig::from_base_with_overrides(base, &args.set)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let results = run_on(args.device, DemoJob { config, out: args.out.clone() })??;
     println!("{}", results_markdown(&results));

@@ -113,11 +113,11 @@ pub struct PretrainArgs {
     /// Positions.
     #[arg(long, default_value_t = 256)]
     n_positions: usize,
-    /// LM steps.
-    #[arg(long, default_value_t = 600)]
+    /// LM steps (the demo's smaller base).
+    #[arg(long, default_value_t = 500)]
     lm_steps: usize,
     /// QA (+ LM) steps.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 700)]
     qa_steps: usize,
     /// Rows per batch.
     #[arg(long, default_value_t = 8)]
@@ -126,7 +126,7 @@ pub struct PretrainArgs {
     #[arg(long, default_value_t = 128)]
     seq_len: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 2e-3)]
     lr: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]

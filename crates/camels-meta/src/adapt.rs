@@ -300,8 +300,12 @@ struct CheckpointState {
     steps: usize,
     losses: Vec<DocLoss>,
     skipped: Vec<String>,
-    /// Hash of the stream (ids, tokens, weights) and the number of documents.
+    /// Hash of the stream (document ids and tokens) and the number of documents.
     fingerprint: String,
+    /// Hash of the starting model's parameter shapes and leading and trailing values.
+    base: String,
+    /// The stream's token weights as this run used them, f32 little-endian in stream order.
+    weights_file: String,
     config: AdaptConfig,
     model_file: String,
     optim_file: String,
@@ -309,22 +313,95 @@ struct CheckpointState {
 
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
 
-/// FNV-1a over the documents' ids, tokens and weight bits.
-fn fingerprint(docs: &[WeightedDoc]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for d in docs {
-        eat(d.id.as_bytes());
-        d.ids.iter().for_each(|t| eat(&t.to_le_bytes()));
-        d.weights.iter().for_each(|w| eat(&w.to_bits().to_le_bytes()));
-        eat(&[0xff]);
+/// The checkpoint file holding the stream's token weights.
+const WEIGHTS_FILE: &str = "weights.f32";
+
+/// FNV-1a, 64 bits.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
     }
-    format!("{h:016x}-{}", docs.len())
+    fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Hash of the documents' ids and tokens, and their number. Weights are not in it: they are
+/// recomputed by the caller, which on a GPU need not repeat bit for bit; the checkpoint keeps
+/// the weights the run used instead (see [`resume_weights`]).
+fn fingerprint(docs: &[WeightedDoc]) -> String {
+    let mut h = Fnv::new();
+    for d in docs {
+        h.eat(d.id.as_bytes());
+        d.ids.iter().for_each(|t| h.eat(&t.to_le_bytes()));
+        h.eat(&[0xff]);
+    }
+    format!("{:016x}-{}", h.0, docs.len())
+}
+
+/// Hash of `model`'s parameter shapes and first and last 8 values of each (copies, no arithmetic,
+/// so the same on every backend): tells one base model from another without reading it all.
+fn base_fingerprint<B: Backend, M: Module<B>>(model: &M) -> String {
+    struct Visitor(Fnv);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Visitor {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+            let t = p.val();
+            let dims = t.dims();
+            dims.iter().for_each(|d| self.0.eat(&(*d as u64).to_le_bytes()));
+            let n: usize = dims.iter().product();
+            let flat = t.reshape([n]); // [n]
+            let k = n.min(8);
+            for part in [flat.clone().narrow(0, 0, k), flat.narrow(0, n - k, k)] {
+                let values = part.into_data().convert::<f32>().to_vec::<f32>().expect("f32 parameters");
+                values.iter().for_each(|v| self.0.eat(&v.to_bits().to_le_bytes()));
+            }
+        }
+    }
+    let mut visitor = Visitor(Fnv::new());
+    model.visit(&mut visitor);
+    format!("{:016x}", visitor.0.0)
+}
+
+/// Largest difference between two weights tolerated on resume, relative to the largest weight:
+/// recomputation on a GPU may differ in the last bits, not more.
+const WEIGHT_TOLERANCE: f32 = 1e-3;
+
+/// The weights a resumed run continues with: those stored in the checkpoint (bit for bit what the
+/// interrupted run used), after checking that `docs`' recomputed ones agree within
+/// [`WEIGHT_TOLERANCE`].
+fn resume_weights(path: &Path, docs: &[WeightedDoc]) -> Result<Vec<WeightedDoc>> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let total: usize = docs.iter().map(|d| d.weights.len()).sum();
+    if bytes.len() != 4 * total {
+        return Err(MetaError::CheckpointMismatch {
+            path: path.into(),
+            reason: format!("{} weights stored, {} in this stream", bytes.len() / 4, total),
+        });
+    }
+    let mut stored = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    let scale = docs.iter().flat_map(|d| &d.weights).fold(0f32, |m, w| m.max(w.abs())).max(1e-12);
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let weights: Vec<f32> = stored.by_ref().take(d.weights.len()).collect();
+        let diff = weights.iter().zip(&d.weights).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        if !(diff <= WEIGHT_TOLERANCE * scale) {
+            return Err(MetaError::CheckpointMismatch {
+                path: path.into(),
+                reason: format!(
+                    "the token weights of document `{}` differ from the checkpoint's by up to {diff:e} \
+                     (another weighting strategy or model?)",
+                    d.id
+                ),
+            });
+        }
+        out.push(WeightedDoc { id: d.id.clone(), ids: d.ids.clone(), weights });
+    }
+    Ok(out)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetaError + '_ {
@@ -342,6 +419,7 @@ fn load_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
     optim: O,
     config: &AdaptConfig,
     fingerprint: &str,
+    base: &str,
 ) -> Result<(Gpt2LmHead<B>, O, Option<CheckpointState>)> {
     let state_path = dir.join("state.json");
     if !state_path.exists() {
@@ -357,6 +435,12 @@ fn load_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
         return Err(MetaError::CheckpointMismatch {
             path: state_path,
             reason: format!("stream {} here, {} in the checkpoint", fingerprint, state.fingerprint),
+        });
+    }
+    if state.base != base {
+        return Err(MetaError::CheckpointMismatch {
+            path: state_path,
+            reason: format!("it continues base model {}, this run starts from {base}", state.base),
         });
     }
     if &state.config != config {
@@ -380,9 +464,15 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
     dir: &Path,
     model: &Gpt2LmHead<B>,
     optim: &O,
+    weights: Option<&[WeightedDoc]>,
     mut state: CheckpointState,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if let Some(docs) = weights {
+        // The stream's weights, before the state that names them (once per run: they never change).
+        let bytes: Vec<u8> = docs.iter().flat_map(|d| &d.weights).flat_map(|w| w.to_le_bytes()).collect();
+        write_atomic(&dir.join(&state.weights_file), &bytes)?;
+    }
     state.model_file = format!("model-{:09}.mpk", state.next);
     state.optim_file = format!("optim-{:09}.mpk", state.next);
     let model_path = dir.join(&state.model_file);
@@ -466,13 +556,16 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
     let device = model.devices().into_iter().next().expect("a model on a device");
     let total = docs.len() * config.epochs;
     let fingerprint = fingerprint(docs);
+    let base = if control.checkpoint_dir.is_some() { base_fingerprint(&model) } else { String::new() };
     let mut report = AdaptReport::default();
     let mut next = 0;
+    let mut restored = None;
     if let Some(dir) = &control.checkpoint_dir {
-        let (m, o, state) = load_checkpoint(dir, model, optim, config, &fingerprint)?;
+        let (m, o, state) = load_checkpoint(dir, model, optim, config, &fingerprint, &base)?;
         model = m;
         optim = o;
         if let Some(state) = state {
+            restored = Some(resume_weights(&dir.join(&state.weights_file), docs)?);
             tracing::info!(next = state.next, steps = state.steps, "resuming from {}", dir.display());
             next = state.next;
             report.steps = state.steps;
@@ -481,6 +574,8 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
             report.resumed_from = Some(next);
         }
     }
+    let mut weights_saved = restored.is_some();
+    let docs: &[WeightedDoc] = restored.as_deref().unwrap_or(docs);
     let pad = 0u32;
     let max_len = config.max_doc_tokens.min(model.transformer.wpe.weight.dims()[0]); // the context bounds documents
     let mut accumulator = GradientsAccumulator::<Gpt2LmHead<B>>::new();
@@ -557,11 +652,14 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
                     losses: report.losses.clone(),
                     skipped: report.skipped.clone(),
                     fingerprint: fingerprint.clone(),
+                    base: base.clone(),
+                    weights_file: WEIGHTS_FILE.into(),
                     config: config.clone(),
                     model_file: String::new(),
                     optim_file: String::new(),
                 };
-                save_checkpoint(dir, &model, &optim, state)?;
+                save_checkpoint(dir, &model, &optim, (!weights_saved).then_some(docs), state)?;
+                weights_saved = true;
                 last_checkpoint = next;
                 tracing::debug!(next, "checkpoint written to {}", dir.display());
             }

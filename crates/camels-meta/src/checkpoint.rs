@@ -102,7 +102,8 @@ pub fn write_pointer(run_dir: &Path, name: &str, pointer: &Pointer) -> Result<()
     Ok(write_atomic(&path, text.as_bytes())?)
 }
 
-/// Writes a checkpoint directory for `state` (not yet pointed at) and returns its pointer.
+/// Writes a checkpoint directory for `state` (not yet pointed at) and returns its pointer. A
+/// directory that a pointer names is never rewritten in place.
 pub fn save<A, O>(
     run_dir: &Path,
     state: &TrainState,
@@ -116,6 +117,15 @@ where
 {
     let name = format!("step-{:08}", state.step);
     let dir = checkpoints_dir(run_dir).join(&name);
+    for pointer in [read_pointer(run_dir, "last")?, read_pointer(run_dir, "best")?].into_iter().flatten() {
+        if pointer.dir == name {
+            return Err(bad(&dir, "refusing to rewrite a checkpoint that last.json or best.json names"));
+        }
+    }
+    // A directory no pointer names is the partial or abandoned work of a killed run: start afresh.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+    }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     save_module(weighting, &dir.join("weighting.safetensors"))?;
     save_module(base, &dir.join("base.safetensors"))?;

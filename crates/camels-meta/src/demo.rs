@@ -14,7 +14,7 @@ use std::time::Instant;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use camels_data::{Document, SynthConfig, TextEncoder, answer_spans, tokens_in_spans, write_world};
+use camels_data::{Document, SynthConfig, TextEncoder, answer_spans, tokens_in_spans};
 use camels_model::gpt2::{Gpt2Config, Gpt2LmHead};
 use camels_model::hf::{load_gpt2, save_gpt2, write_atomic};
 use camels_model::tokenizer::Gpt2Tokenizer;
@@ -73,17 +73,17 @@ impl BaseSpec {
             n_layer: 2,
             n_head: 4,
             n_positions: 256,
-            lm_steps: 400,
-            qa_steps: 400,
+            lm_steps: 500,
+            qa_steps: 700,
             batch_size: 8,
             seq_len: 128,
-            lr: 1e-3,
+            lr: 2e-3,
         }
     }
 
     /// The larger base (transfer): 3 blocks of width 96.
     pub fn large() -> Self {
-        Self { name: "large".into(), n_embd: 96, n_layer: 3, lm_steps: 250, qa_steps: 250, ..Self::small() }
+        Self { name: "large".into(), n_embd: 96, n_layer: 3, lm_steps: 250, qa_steps: 250, lr: 1e-3, ..Self::small() }
     }
 }
 
@@ -120,7 +120,8 @@ pub struct DemoConfig {
     pub max_new_tokens: usize,
     /// Questions per generation batch.
     pub eval_batch: usize,
-    /// Strategies on the smaller base: uniform, tfidf, salient, uniform+qa-tune, camels.
+    /// Strategies on the smaller base: uniform, tfidf, salient, uniform+qa-tune, camels, and the
+    /// `answers` oracle (all weight on the gold answers' tokens: what token weighting can buy).
     pub strategies: Vec<String>,
     /// Strategies on the larger base (transfer).
     pub transfer_strategies: Vec<String>,
@@ -128,6 +129,56 @@ pub struct DemoConfig {
     pub qa_tune: QaTuneConfig,
     /// Test documents drawn with their learned weights in report.html.
     pub report_docs: usize,
+    /// How the sweep picks a strategy's learning rate on the validation stream.
+    pub select_by: SelectBy,
+    /// Real SQuAD v1.1 files instead of the synthetic world (`None`: the synthetic world).
+    pub squad: Option<SquadSource>,
+}
+
+/// The criterion of the learning-rate sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectBy {
+    /// Lowest validation answer NLL (ties: higher F1). The default: at this size F1 counts a
+    /// handful of questions and is too noisy to choose with.
+    AnswerNll,
+    /// Highest validation F1 (ties: lower answer NLL).
+    F1,
+}
+
+/// The demo on SQuAD v1.1: base LMs pre-trained on `train`'s paragraphs and QA-pretrained on its
+/// questions; meta-training, validation and test streams from disjoint groups of `dev`'s articles
+/// (in file order); unrelated text for locality and forgetting from `unrelated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SquadSource {
+    /// SQuAD v1.1 JSON for pre-training (the shared `train-v1.1-prefix.json`).
+    pub train: PathBuf,
+    /// SQuAD v1.1 JSON whose articles make the meta-train, meta-val and test streams.
+    pub dev: PathBuf,
+    /// Plain text, paragraphs separated by blank lines (the shared OpenWebText sample).
+    pub unrelated: PathBuf,
+    /// Articles of `dev` for the test stream (the last ones).
+    pub test_articles: usize,
+    /// Articles of `dev` for the validation stream (just before the test articles); the rest are
+    /// meta-training articles.
+    pub val_articles: usize,
+    /// At most this many characters of `unrelated` are kept (whole paragraphs).
+    pub unrelated_chars: usize,
+}
+
+impl SquadSource {
+    /// The shared data folder's files (`DATA/squad_v1.1/…`, `DATA/openwebtext_sample/…`).
+    pub fn in_data_dir(data: &Path) -> Self {
+        Self {
+            train: data.join("squad_v1.1/train-v1.1-prefix.json"),
+            dev: data.join("squad_v1.1/dev-v1.1-articles-00-35.json"),
+            unrelated: data.join("openwebtext_sample/openwebtext_first100.txt"),
+            test_articles: 6,
+            val_articles: 6,
+            unrelated_chars: 200_000,
+        }
+    }
 }
 
 impl Default for DemoConfig {
@@ -155,20 +206,147 @@ impl Default for DemoConfig {
             adapt: AdaptConfig { max_doc_tokens: 128, ..AdaptConfig::paper() },
             max_new_tokens: 8,
             eval_batch: 32,
-            strategies: ["uniform", "tfidf", "salient", "uniform+qa-tune", "camels"].map(String::from).to_vec(),
+            strategies: ["uniform", "tfidf", "salient", "uniform+qa-tune", "camels", "answers"]
+                .map(String::from)
+                .to_vec(),
             transfer_strategies: ["uniform", "camels"].map(String::from).to_vec(),
             qa_tune: QaTuneConfig::demo(),
             report_docs: 4,
+            select_by: SelectBy::AnswerNll,
+            squad: None,
         }
     }
 }
 
-const STRATEGIES: [&str; 5] = ["uniform", "tfidf", "salient", "uniform+qa-tune", "camels"];
+/// The documents of a demo run, from the synthetic world or from SQuAD.
+struct DemoWorld {
+    pretrain: Vec<Document>,
+    meta_train: Vec<Document>,
+    meta_val: Vec<Document>,
+    test: Vec<Document>,
+    /// Paragraphs separated by blank lines.
+    unrelated: String,
+}
+
+impl DemoWorld {
+    /// Builds the world that `config` names and writes it into `dir` (`pretrain.jsonl`,
+    /// `meta_train.jsonl`, `meta_val.jsonl`, `test.jsonl`, `unrelated.txt`).
+    fn build(config: &DemoConfig, dir: &Path) -> Result<Self> {
+        let world = match &config.squad {
+            None => {
+                let w = camels_data::generate_world(&SynthConfig { seed: config.seed, ..config.synth.clone() })?;
+                let docs = |s: camels_data::SynthSplit| s.documents;
+                Self {
+                    pretrain: docs(w.pretrain),
+                    meta_train: docs(w.meta_train),
+                    meta_val: docs(w.meta_val),
+                    test: docs(w.test),
+                    unrelated: w.unrelated,
+                }
+            }
+            Some(squad) => Self::squad(squad)?,
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        for (name, docs) in world.splits() {
+            camels_data::jsonl::write(&dir.join(format!("{name}.jsonl")), docs)?;
+        }
+        let path = dir.join("unrelated.txt");
+        std::fs::write(&path, &world.unrelated).map_err(io(&path))?;
+        Ok(world)
+    }
+
+    /// SQuAD: `train`'s paragraphs pre-train; `dev`'s articles, in file order, split into
+    /// meta-train, validation and test groups (whole articles, so no stream shares an article).
+    fn squad(source: &SquadSource) -> Result<Self> {
+        let pretrain = camels_data::squad::read(&source.train, true)?.documents;
+        let dev = camels_data::squad::read(&source.dev, true)?.documents;
+        let mut articles: Vec<(String, Vec<Document>)> = Vec::new();
+        for doc in dev {
+            let title = doc.title.clone().unwrap_or_default();
+            match articles.last_mut() {
+                Some((t, docs)) if *t == title => docs.push(doc),
+                _ => articles.push((title, vec![doc])),
+            }
+        }
+        let (n_test, n_val) = (source.test_articles, source.val_articles);
+        if n_test == 0 || n_val == 0 || n_test + n_val >= articles.len() {
+            return Err(MetaError::Config {
+                path: source.dev.clone(),
+                field: "squad.test_articles / squad.val_articles".into(),
+                reason: format!(
+                    "{n_test} test and {n_val} validation articles leave no meta-training article of {}",
+                    articles.len()
+                ),
+            });
+        }
+        let test_start = articles.len() - n_test;
+        let val_start = test_start - n_val;
+        let flat = |range: std::ops::Range<usize>| -> Vec<Document> {
+            articles[range].iter().flat_map(|(_, docs)| docs.iter().cloned()).collect()
+        };
+        let raw = std::fs::read_to_string(&source.unrelated).map_err(io(&source.unrelated))?;
+        let mut unrelated = String::new();
+        for paragraph in raw.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+            if unrelated.len() + paragraph.len() > source.unrelated_chars {
+                break;
+            }
+            unrelated.push_str(paragraph);
+            unrelated.push_str("\n\n");
+        }
+        if unrelated.is_empty() {
+            return Err(MetaError::Config {
+                path: source.unrelated.clone(),
+                field: "squad.unrelated".into(),
+                reason: "no paragraph fits squad.unrelated_chars".into(),
+            });
+        }
+        Ok(Self {
+            pretrain,
+            meta_train: flat(0..val_start),
+            meta_val: flat(val_start..test_start),
+            test: flat(test_start..articles.len()),
+            unrelated,
+        })
+    }
+
+    fn splits(&self) -> [(&'static str, &[Document]); 4] {
+        [
+            ("pretrain", &self.pretrain),
+            ("meta_train", &self.meta_train),
+            ("meta_val", &self.meta_val),
+            ("test", &self.test),
+        ]
+    }
+}
+
+const STRATEGIES: [&str; 6] = ["uniform", "tfidf", "salient", "uniform+qa-tune", "camels", "answers"];
 
 impl DemoConfig {
     /// The default with dotted `key=value` overrides (`small.lm_steps=200`, `lrs=[1e-4]`).
     pub fn with_overrides(overrides: &[String]) -> Result<Self> {
-        let mut table = toml::Table::try_from(Self::default()).expect("the demo config serialises");
+        Self::from_base_with_overrides(Self::default(), overrides)
+    }
+
+    /// The demo on the shared SQuAD files under `data` (see [`SquadSource::in_data_dir`]): a 4096-token
+    /// BPE vocabulary and 256-token documents, questions and weighting model sized to match.
+    pub fn squad(data: &Path) -> Self {
+        let positions = 256;
+        let base = |spec: BaseSpec| BaseSpec { n_positions: positions, ..spec };
+        Self {
+            vocab: 4096,
+            small: base(BaseSpec::small()),
+            large: base(BaseSpec::large()),
+            adapt: AdaptConfig { max_doc_tokens: positions, ..Self::default().adapt },
+            meta_set: vec![format!("data.max_doc_tokens={positions}"), format!("weighting.n_positions={positions}")],
+            max_new_tokens: 16,
+            squad: Some(SquadSource::in_data_dir(data)),
+            ..Self::default()
+        }
+    }
+
+    /// `base` (the default or [`DemoConfig::squad`]) with dotted `key=value` overrides.
+    pub fn from_base_with_overrides(base: Self, overrides: &[String]) -> Result<Self> {
+        let mut table = toml::Table::try_from(base).expect("the demo config serialises");
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
@@ -274,6 +452,16 @@ pub struct DemoResults {
     pub test_questions: usize,
     /// The configuration run.
     pub config: DemoConfig,
+}
+
+impl SelectBy {
+    /// Whether validation scores `a` beat `b`.
+    fn prefers(self, a: &Scores, b: &Scores) -> bool {
+        match self {
+            Self::AnswerNll => a.nll < b.nll - 1e-9 || (a.nll <= b.nll + 1e-9 && a.f1 > b.f1),
+            Self::F1 => a.f1 > b.f1 + 1e-9 || (a.f1 > b.f1 - 1e-9 && a.nll < b.nll),
+        }
+    }
 }
 
 /// QA scores of one model on one stream.
@@ -424,13 +612,12 @@ pub fn run_demo<B: Backend>(
 
     // 1. The world.
     let world_dir = out.join("world");
-    let synth = SynthConfig { seed: config.seed, ..config.synth.clone() };
-    let (world, _) = write_world(&world_dir, &synth)?;
-    st.end("synthetic world");
+    let world = DemoWorld::build(config, &world_dir)?;
+    st.end(if config.squad.is_some() { "SQuAD streams" } else { "synthetic world" });
 
     // 2. The shared tokenizer.
     let mut texts: Vec<&str> =
-        world.splits().iter().flat_map(|s| s.documents.iter().map(|d| d.text.as_str())).collect();
+        world.splits().iter().flat_map(|(_, docs)| docs.iter().map(|d| d.text.as_str())).collect();
     texts.push(&world.unrelated);
     let tokenizer = Gpt2Tokenizer::train(texts.iter(), config.vocab, 2)?;
     tokenizer.save(&out.join("tokenizer.json"))?;
@@ -440,7 +627,7 @@ pub fn run_demo<B: Backend>(
     let base_dir = |spec: &BaseSpec| out.join(format!("base-{}", spec.name));
     for spec in [&config.small, &config.large] {
         let mut say = |line: &str| st.say(line);
-        train_base::<B>(spec, &tokenizer, &world.pretrain.documents, config.seed, &base_dir(spec), device, &mut say)?;
+        train_base::<B>(spec, &tokenizer, &world.pretrain, config.seed, &base_dir(spec), device, &mut say)?;
         st.end(&format!("pre-training base {}", spec.name));
     }
 
@@ -471,8 +658,8 @@ pub fn run_demo<B: Backend>(
     st.end("meta-training");
 
     // 5. Adaptation: sweep on the validation stream, then the test stream at the chosen rate.
-    let val_docs: Vec<Document> = world.meta_val.documents.iter().take(config.val_docs).cloned().collect();
-    let test_docs: Vec<Document> = world.test.documents.iter().take(config.test_docs).cloned().collect();
+    let val_docs: Vec<Document> = world.meta_val.iter().take(config.val_docs).cloned().collect();
+    let test_docs: Vec<Document> = world.test.iter().take(config.test_docs).cloned().collect();
     let unrelated: Vec<String> = world
         .unrelated
         .split("\n\n")
@@ -511,7 +698,7 @@ pub fn run_demo<B: Backend>(
         let mut uniform_choice = None;
         for name in strategies.iter().filter(|s| s.as_str() != "uniform+qa-tune") {
             let strategy = if name == "camels" { camels.clone() } else { name.parse::<WeightStrategy>()? };
-            // The sweep: highest validation F1, then lowest validation answer NLL.
+            // The sweep: the validation stream's best by `select_by`.
             let mut best: Option<(f64, Scores)> = None;
             for &lr in &config.lrs {
                 let s = ctx.score(&ctx.adapted(&base, &strategy, &val_docs, lr)?, &val_docs, false)?;
@@ -523,7 +710,7 @@ pub fn run_demo<B: Backend>(
                     f1: s.f1,
                     answer_nll: s.nll,
                 });
-                let better = best.is_none_or(|(_, b)| s.f1 > b.f1 + 1e-9 || (s.f1 > b.f1 - 1e-9 && s.nll < b.nll));
+                let better = best.is_none_or(|(_, b)| config.select_by.prefers(&s, &b));
                 if better {
                     best = Some((lr, s));
                 }
@@ -541,7 +728,7 @@ pub fn run_demo<B: Backend>(
             && let Some((adapted, lr, val)) = uniform_choice
         {
             let model: Gpt2LmHead<Autodiff<B>> = crate::params::lift(adapted);
-            let data = QaSplits { train: &world.meta_train.documents, val: &world.meta_val.documents };
+            let data = QaSplits { train: &world.meta_train, val: &world.meta_val };
             let (tuned, report) = qa_tune(model, &tokenizer, data, &config.qa_tune, &ctx.eval, device, &mut |v| {
                 st.say(&format!(
                     "{} qa-tune step {}: validation answer NLL {:.4}, F1 {:.2}",
@@ -590,7 +777,7 @@ fn weight_views<B: Backend>(
         .take(n)
         .map(|doc| {
             let encoded = TextEncoder::encode(tokenizer.inner(), &doc.text)?;
-            let weights = weigher.weigh(&doc.text, &encoded)?;
+            let weights = weigher.weigh_document(doc, &encoded)?;
             let answer = tokens_in_spans(&encoded.offsets, &answer_spans(doc));
             Ok(DocView { title: doc.id.clone(), tokens: token_views(&doc.text, &encoded.offsets, &weights, &answer) })
         })
@@ -623,16 +810,23 @@ pub fn bar_checks(rows: &[ResultRow], small: &str, large: &str) -> Vec<BarCheck>
                 measured: format!("{:.2} vs {:.2}", camels.f1, o.f1),
                 holds: camels.f1 > o.f1,
             });
+            checks.push(BarCheck {
+                claim: format!("CaMeLS answer NLL < {other} answer NLL (test, smaller base)"),
+                measured: format!("{:.4} vs {:.4}", camels.answer_nll_after, o.answer_nll_after),
+                holds: camels.answer_nll_after < o.answer_nll_after,
+            });
         }
     }
     if let (Some(c), Some(u)) = (find(large, "camels"), find(large, "uniform")) {
         checks.push(BarCheck {
             claim: "transfer: CaMeLS F1 > uniform F1 on the larger base".into(),
-            measured: format!(
-                "{:.2} vs {:.2} (answer NLL {:.4} vs {:.4})",
-                c.f1, u.f1, c.answer_nll_after, u.answer_nll_after
-            ),
+            measured: format!("{:.2} vs {:.2}", c.f1, u.f1),
             holds: c.f1 > u.f1,
+        });
+        checks.push(BarCheck {
+            claim: "transfer: CaMeLS answer NLL < uniform answer NLL on the larger base".into(),
+            measured: format!("{:.4} vs {:.4}", c.answer_nll_after, u.answer_nll_after),
+            holds: c.answer_nll_after < u.answer_nll_after,
         });
     }
     checks
@@ -641,14 +835,19 @@ pub fn bar_checks(rows: &[ResultRow], small: &str, large: &str) -> Vec<BarCheck>
 /// The results table as Markdown.
 pub fn results_markdown(results: &DemoResults) -> String {
     let mut md = format!(
-        "Test stream: {} documents, {} questions. Learning rates chosen on the validation stream.\n\n\
-         | base | strategy | lr | EM | EM strict | F1 | answer NLL before | answer NLL after | unrelated ppl after | val F1 |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
-        results.test_docs, results.test_questions
+        "Test stream: {} documents, {} questions. Learning rates chosen on the validation stream ({}).\n\n\
+         | base | strategy | lr | EM | EM strict | F1 | answer NLL before | answer NLL after | unrelated ppl after | val F1 | val answer NLL |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        results.test_docs,
+        results.test_questions,
+        match results.config.select_by {
+            SelectBy::AnswerNll => "lowest answer NLL",
+            SelectBy::F1 => "highest F1",
+        }
     );
     for r in &results.rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {} | {} |\n",
             r.base,
             r.strategy,
             if r.lr > 0.0 { format!("{:.0e}", r.lr) } else { "-".into() },
@@ -659,6 +858,7 @@ pub fn results_markdown(results: &DemoResults) -> String {
             r.answer_nll_after,
             r.unrelated_ppl_after,
             if r.val_f1.is_finite() { format!("{:.2}", r.val_f1) } else { "-".into() },
+            if r.val_answer_nll.is_finite() { format!("{:.4}", r.val_answer_nll) } else { "-".into() },
         ));
     }
     md.push_str("\n| check | measured | holds |\n|---|---|---|\n");
@@ -786,10 +986,59 @@ mod tests {
         ];
         let checks = bar_checks(&rows, "small", "large");
         let holds: Vec<bool> = checks.iter().map(|c| c.holds).collect();
-        // F1 × 1.6; NLL gain 0.5 vs 0.2 (× 2.5); beats tfidf; no salient row; transfer F1 10 < 11.
-        assert_eq!(holds, [true, true, true, false]);
-        assert!(checks[3].claim.starts_with("transfer"));
+        // F1 × 1.6; NLL gain 0.5 vs 0.2 (× 2.5); beats tfidf on F1 and NLL; no salient row;
+        // transfer: F1 10 < 11 but answer NLL 2.4 < 2.6.
+        assert_eq!(holds, [true, true, true, true, false, true]);
+        assert!(checks[4].claim.starts_with("transfer"));
         assert!(bar_checks(&rows[..1], "small", "large").is_empty());
+    }
+
+    #[test]
+    fn squad_streams_are_whole_articles_in_file_order() {
+        let dir = std::env::temp_dir().join(format!("camels-demo-squad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let article = |title: &str, paragraphs: usize| {
+            let paragraphs: Vec<serde_json::Value> = (0..paragraphs)
+                .map(|i| {
+                    let context = format!("{title} was founded in {}.", 1900 + i);
+                    serde_json::json!({"context": context, "qas": [{"id": format!("{title}-{i}"),
+                        "question": format!("When was {title} founded?"),
+                        "answers": [{"text": format!("{}", 1900 + i), "answer_start": context.len() - 5}]}]})
+                })
+                .collect();
+            serde_json::json!({"title": title, "paragraphs": paragraphs})
+        };
+        let squad = |articles: Vec<serde_json::Value>| serde_json::json!({"data": articles, "version": "1.1"});
+        std::fs::write(dir.join("train.json"), squad(vec![article("Pre", 2)]).to_string()).unwrap();
+        let dev = squad(vec![article("A", 2), article("B", 1), article("C", 3), article("D", 2)]);
+        std::fs::write(dir.join("dev.json"), dev.to_string()).unwrap();
+        std::fs::write(dir.join("unrelated.txt"), "First paragraph.\n\nSecond one.\n\nThird.").unwrap();
+        let source = SquadSource {
+            train: dir.join("train.json"),
+            dev: dir.join("dev.json"),
+            unrelated: dir.join("unrelated.txt"),
+            test_articles: 1,
+            val_articles: 1,
+            unrelated_chars: 30,
+        };
+        let world = DemoWorld::squad(&source).unwrap();
+        let titles = |docs: &[Document]| docs.iter().map(|d| d.title.clone().unwrap()).collect::<Vec<_>>();
+        assert_eq!(titles(&world.pretrain), ["Pre", "Pre"]);
+        assert_eq!(titles(&world.meta_train), ["A", "A", "B"]);
+        assert_eq!(titles(&world.meta_val), ["C", "C", "C"]);
+        assert_eq!(titles(&world.test), ["D", "D"]);
+        assert_eq!(world.unrelated, "First paragraph.\n\nSecond one.\n\n", "whole paragraphs up to the cap");
+        let err = DemoWorld::squad(&SquadSource { test_articles: 2, val_articles: 2, ..source }).err().unwrap();
+        assert!(err.to_string().contains("no meta-training article"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_sweep_picks_by_answer_nll_or_by_f1() {
+        let s = |f1: f64, nll: f64| Scores { em: 0.0, em_strict: 0.0, f1, nll, ppl: 0.0 };
+        assert!(SelectBy::AnswerNll.prefers(&s(1.0, 2.0), &s(5.0, 2.1)));
+        assert!(SelectBy::F1.prefers(&s(5.0, 2.1), &s(1.0, 2.0)));
+        assert!(SelectBy::AnswerNll.prefers(&s(2.0, 2.0), &s(1.0, 2.0)), "ties go to F1");
     }
 
     #[test]
@@ -799,7 +1048,11 @@ mod tests {
         let err = DemoConfig::with_overrides(&["strategies=[\"ner\"]".into()]).unwrap_err();
         assert!(err.to_string().contains("ner"), "{err}");
         assert!(DemoConfig::with_overrides(&["small.lm_stpes=7".into()]).is_err());
-        // The embedded meta-training config parses.
+        // The embedded meta-training config parses, with the SQuAD preset's overrides too.
         MetaTrainConfig::from_toml_str(DEMO_META_CONFIG, "configs/demo.toml", &[]).unwrap();
+        let squad = DemoConfig::from_base_with_overrides(DemoConfig::squad(Path::new("data")), &["vocab=2048".into()]);
+        let squad = squad.unwrap();
+        assert_eq!((squad.vocab, squad.adapt.max_doc_tokens), (2048, 256));
+        MetaTrainConfig::from_toml_str(DEMO_META_CONFIG, "configs/demo.toml", &squad.meta_set).unwrap();
     }
 }

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use burn::prelude::*;
 use camels_data::salient::salient_spans;
 use camels_data::tfidf::Tfidf;
-use camels_data::{Document, Encoded, TextEncoder, tokens_in_spans};
+use camels_data::{Document, Encoded, TextEncoder, answer_spans, tokens_in_spans};
 use camels_model::hf::{HfGpt2Config, load_module};
 use camels_model::tokenizer::Gpt2Tokenizer;
 use camels_model::weighting::{WeightActivation, WeightingModel, WeightingModelConfig};
@@ -36,6 +36,10 @@ pub enum WeightStrategy {
     Salient,
     /// A trained weighting model in a folder (see [`load_weighting_model`]).
     Camels(PathBuf),
+    /// 1 on the tokens of the gold answers where they occur in the document, 0 elsewhere. It reads
+    /// the questions, so it is an oracle for diagnosis (what weighting the answers alone buys), not
+    /// a method.
+    Answers,
 }
 
 impl FromStr for WeightStrategy {
@@ -44,11 +48,12 @@ impl FromStr for WeightStrategy {
         let invalid = || MetaError::InvalidOption {
             option: "--weights".into(),
             value: s.into(),
-            expected: "uniform, tfidf[:QUANTILE], salient or camels:PATH".into(),
+            expected: "uniform, tfidf[:QUANTILE], salient, camels:PATH or answers (oracle)".into(),
         };
         match s.split_once(':') {
             None if s == "uniform" => Ok(Self::Uniform),
             None if s == "salient" => Ok(Self::Salient),
+            None if s == "answers" => Ok(Self::Answers),
             None if s == "tfidf" => Ok(Self::Tfidf { min_threshold: 0.05 }),
             Some(("tfidf", q)) => {
                 let q: f64 = q.parse().map_err(|_| invalid())?;
@@ -70,6 +75,7 @@ impl fmt::Display for WeightStrategy {
             Self::Tfidf { min_threshold } => write!(f, "tfidf:{min_threshold}"),
             Self::Salient => write!(f, "salient"),
             Self::Camels(path) => write!(f, "camels:{}", path.display()),
+            Self::Answers => write!(f, "answers"),
         }
     }
 }
@@ -159,6 +165,8 @@ pub enum Weigher<B: Backend> {
         /// Where it runs.
         device: B::Device,
     },
+    /// See [`WeightStrategy::Answers`].
+    Answers,
 }
 
 impl<B: Backend> Weigher<B> {
@@ -174,12 +182,33 @@ impl<B: Backend> Weigher<B> {
                 let (model, tokenizer) = load_weighting_model::<B>(dir, device)?;
                 Self::Camels { model: Box::new(model), tokenizer: tokenizer.map(Box::new), device: device.clone() }
             }
+            WeightStrategy::Answers => Self::Answers,
         })
     }
 
-    /// One weight per token of `encoded` (the base LM's tokens of `text`).
+    /// One weight per token of `encoded` (the base LM's tokens of `doc.text`); the only form the
+    /// `answers` oracle accepts, as it reads the document's questions.
+    pub fn weigh_document(&self, doc: &Document, encoded: &Encoded) -> Result<Vec<f32>> {
+        match self {
+            Self::Answers => Ok(tokens_in_spans(&encoded.offsets, &answer_spans(doc))
+                .into_iter()
+                .map(|inside| if inside { 1.0 } else { 0.0 })
+                .collect()),
+            _ => self.weigh(&doc.text, encoded),
+        }
+    }
+
+    /// One weight per token of `encoded` (the base LM's tokens of `text`). The `answers` oracle
+    /// needs the questions: see [`Weigher::weigh_document`].
     pub fn weigh(&self, text: &str, encoded: &Encoded) -> Result<Vec<f32>> {
         Ok(match self {
+            Self::Answers => {
+                return Err(MetaError::InvalidOption {
+                    option: "--weights".into(),
+                    value: "answers".into(),
+                    expected: "a document with questions (Weigher::weigh_document)".into(),
+                });
+            }
             Self::Uniform => vec![1.0; encoded.ids.len()],
             Self::Tfidf { tfidf, min_threshold } => tfidf.token_weights(text, &encoded.offsets, *min_threshold),
             Self::Salient => tokens_in_spans(&encoded.offsets, &salient_spans(text))
@@ -253,7 +282,7 @@ pub fn weighted_docs<B: Backend>(
             let mut encoded = encoder.encode(&doc.text)?;
             encoded.ids.truncate(max_tokens);
             encoded.offsets.truncate(max_tokens);
-            let weights = weigher.weigh(&doc.text, &encoded)?;
+            let weights = weigher.weigh_document(doc, &encoded)?;
             Ok(WeightedDoc { id: doc.id.clone(), ids: encoded.ids, weights })
         })
         .collect()
@@ -270,6 +299,7 @@ mod tests {
         assert_eq!("tfidf:0.2".parse::<WeightStrategy>().unwrap(), WeightStrategy::Tfidf { min_threshold: 0.2 });
         assert_eq!("camels:a/b".parse::<WeightStrategy>().unwrap(), WeightStrategy::Camels("a/b".into()));
         assert!("tfidf:2".parse::<WeightStrategy>().is_err());
+        assert_eq!("answers".parse::<WeightStrategy>().unwrap(), WeightStrategy::Answers);
         assert!("ner".parse::<WeightStrategy>().is_err());
     }
 

@@ -487,11 +487,23 @@ pub fn meta_train<B: Backend>(
     if let Some(pointer) = checkpoint::read_pointer(run_dir, "last")? {
         let restored = checkpoint::load::<A<B>, _, _, _>(run_dir, &pointer, phi, optim, theta, device)?;
         (state, phi, optim, theta) = (restored.state, restored.weighting, restored.optimizer, restored.base);
+        if checkpoint::read_pointer(run_dir, "best")?.is_some_and(|best| best.step > state.step) {
+            // Left by camels before 0.1's "best is also last" rule: that checkpoint lies ahead of
+            // the resumed state, and the resumed run finds it again.
+            let path = checkpoint::checkpoints_dir(run_dir).join("best.json");
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
         truncate_metrics(&metrics_path, state.step)?;
         on_event(&Event::Resumed { step: state.step });
     } else if metrics_path.exists() {
         truncate_metrics(&metrics_path, 0)?;
     }
+    // Writes the checkpoint directory of `state.step` (pointed at by the caller).
+    let save_checkpoint = |state: &TrainState, phi: &_, optim: &_, theta: &_| -> Result<Pointer> {
+        let pointer = checkpoint::save::<A<B>, _>(run_dir, state, phi, optim, theta)?;
+        checkpoint::write_weighting_description(&checkpoint::checkpoints_dir(run_dir).join(&pointer.dir), &w_config)?;
+        Ok(pointer)
+    };
     let mut metrics =
         std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(io(&metrics_path))?;
     let mut log = |value: serde_json::Value| -> Result<()> {
@@ -572,25 +584,21 @@ pub fn meta_train<B: Backend>(
             on_event(&Event::Validated(validation.clone()));
             if state.best.is_none_or(|(best, _)| outer < best) {
                 state.best = Some((outer, step));
-                let pointer = checkpoint::save::<A<B>, _>(run_dir, &state, &phi, &optim, &theta)?;
-                checkpoint::write_weighting_description(
-                    &checkpoint::checkpoints_dir(run_dir).join(&pointer.dir),
-                    &w_config,
-                )?;
+                // The best checkpoint is a full one, and `last` is pointed at it first: `best.json`
+                // never names a step past `last.json`'s, so a resumed run (which starts from
+                // `last`) never runs behind its own best checkpoint.
+                let pointer = save_checkpoint(&state, &phi, &optim, &theta)?;
+                checkpoint::write_pointer(run_dir, "last", &pointer)?;
                 checkpoint::write_pointer(run_dir, "best", &pointer)?;
-                on_event(&Event::Checkpoint {
-                    name: "best",
-                    dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir),
-                });
+                checkpoint::prune(run_dir)?;
+                let dir = checkpoint::checkpoints_dir(run_dir).join(&pointer.dir);
+                on_event(&Event::Checkpoint { name: "best", dir });
             }
             validations.push(validation);
         }
-        if step.is_multiple_of(config.run.checkpoint_every) || end {
-            let pointer = checkpoint::save::<A<B>, _>(run_dir, &state, &phi, &optim, &theta)?;
-            checkpoint::write_weighting_description(
-                &checkpoint::checkpoints_dir(run_dir).join(&pointer.dir),
-                &w_config,
-            )?;
+        let saved = checkpoint::read_pointer(run_dir, "last")?.is_some_and(|p| p.step == step);
+        if (step.is_multiple_of(config.run.checkpoint_every) || end) && !saved {
+            let pointer = save_checkpoint(&state, &phi, &optim, &theta)?;
             checkpoint::write_pointer(run_dir, "last", &pointer)?;
             checkpoint::prune(run_dir)?;
             on_event(&Event::Checkpoint { name: "last", dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir) });

@@ -96,8 +96,20 @@ fn killed_and_resumed_run_ends_with_the_unbroken_weights() {
     assert!(!killed.finished);
     assert!(dir.join("state.json").exists());
 
-    let control = RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
-    let (resumed, report) = adapt(tiny(), &docs, &config, control).unwrap();
+    // Refused: a checkpoint of another base, or weights that differ beyond recomputation noise.
+    let control = || RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
+    let (other_base, _) = adapt(tiny(), &docs[..1], &torch_adam(), RunControl::default()).unwrap();
+    let err = adapt(other_base, &docs, &config, control()).unwrap_err().to_string();
+    assert!(err.contains("base model"), "{err}");
+    let mut reweighted = docs.clone();
+    reweighted[4].weights[3] += 0.5;
+    let err = adapt(tiny(), &reweighted, &config, control()).unwrap_err().to_string();
+    assert!(err.contains("token weights of document"), "{err}");
+    // Weights recomputed a few ulps off (as a GPU may) resume with the checkpoint's own weights,
+    // so the result is still bit-identical to the unbroken run's.
+    let mut jittered = docs.clone();
+    jittered[3].weights[0] *= 1.0 + 1e-6;
+    let (resumed, report) = adapt(tiny(), &jittered, &config, control()).unwrap();
     assert_eq!(report.resumed_from, Some(2));
     assert!(report.finished);
     assert_eq!(report.steps, unbroken_report.steps);

@@ -54,7 +54,18 @@ fn tiny(overrides: &[String]) -> MetaTrainConfig {
 
 fn run(config: &MetaTrainConfig, dir: &Path) -> Vec<Event> {
     let mut events = Vec::new();
-    meta_train::<Cpu>(config, dir, &Default::default(), &mut |e| events.push(e.clone())).unwrap();
+    meta_train::<Cpu>(config, dir, &Default::default(), &mut |e| {
+        if matches!(e, Event::Checkpoint { .. }) {
+            // The invariant resume relies on: `best` never names a step past `last`.
+            let step = |name: &str| -> Option<u64> {
+                let text = std::fs::read_to_string(dir.join(format!("checkpoints/{name}.json"))).ok()?;
+                serde_json::from_str::<serde_json::Value>(&text).ok()?["step"].as_u64()
+            };
+            assert!(step("best") <= step("last"), "best {:?} is ahead of last {:?}", step("best"), step("last"));
+        }
+        events.push(e.clone())
+    })
+    .unwrap();
     events
 }
 
@@ -171,9 +182,13 @@ fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
 #[test]
 fn checkpoints_are_complete_and_atomic_and_pages_show_every_token() {
     let dir = scratch("train-atomic");
-    let paths = world(&dir);
+    let mut paths = world(&dir);
+    // Validation more often than checkpoints: every best checkpoint must also become `last` (the
+    // invariant `run` checks at every checkpoint event).
+    paths.push("run.checkpoint_every=4".into());
     let run_dir = dir.join("run");
     let events = run(&tiny(&paths), &run_dir);
+    assert!(events.iter().any(|e| matches!(e, Event::Checkpoint { name: "best", .. })));
     assert!(events.iter().any(|e| matches!(e, Event::Validated(_))));
 
     // No temporary files survive, the pointers name complete directories, stale ones are pruned.
