@@ -46,7 +46,12 @@ if [ -d "$REPO/.gl" ] && nvidia-smi -L > /dev/null 2>&1; then
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 fi
 # cubecl reads cubecl.toml from the working directory: log every kernel compile and autotune, and
-# cache both on disk, so later processes (and a rerun) skip the compilation.
+# cache both on disk, so later processes (and a rerun) skip the compilation. Autotune at its
+# `minimal` level by default (CAMELS_AUTOTUNE_LEVEL=balanced is cubecl's own default): on CUDA every
+# candidate kernel is compiled by NVRTC first, and candidates were 128 of the 218 kernels of the
+# first forward+backward on the H200.
+AUTOTUNE_LEVEL=${CAMELS_AUTOTUNE_LEVEL:-minimal}
+log "autotune level: $AUTOTUNE_LEVEL"
 if [ -f "$REPO/gpu/cubecl-cache.tar.gz" ]; then
   tar -xzf "$REPO/gpu/cubecl-cache.tar.gz" -C "$WORK" && log "restored the kernel cache: $(du -sh "$WORK/cache" | cut -f1)"
 fi
@@ -58,6 +63,7 @@ level = "basic"
 file = "$OUT/compile.log"
 append = true
 [autotune]
+level = "$AUTOTUNE_LEVEL"
 cache = { file = "$WORK/cache" }
 [autotune.logger]
 level = "minimal"

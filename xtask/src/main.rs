@@ -9,8 +9,9 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <task> [args]
 
 tasks:
-  bench [--quick]        forward+backward tokens/s (camels-cli bench, release) next to PyTorch when
-                         python3 with torch is available; writes bench/*.json and prints the table
+  bench [--quick]        forward+backward tokens/s and QA generation questions/s (camels-cli bench,
+                         release) next to PyTorch when python3 with torch is available; writes
+                         bench/results/*.json and the tables fwd_bwd.md, generate.md
   fixtures [--python P]  regenerate fixtures/ with PyTorch + transformers (see fixtures/README.md)
   check-saved DIR        check that an HF directory written by camels opens in transformers
   gpu-check [--out DIR] [--pack-only]
@@ -120,6 +121,43 @@ fn bench(args: &[String]) -> Result<()> {
     );
     println!("{table}");
     std::fs::write(out.join("fwd_bwd.md"), &table)?;
+
+    // QA answer generation: 16 prompts of 24 tokens, 16 new tokens each, greedy, KV cache.
+    let mut rows = Vec::new();
+    for preset in presets {
+        let ours = out.join(format!("generate_{preset}_camels.json"));
+        run(cargo()
+            .args(["run", "--release", "-p", "camels-cli", "--", "bench", "generate", "--preset", preset])
+            .args(["--batch", "16", "--prompt-len", "24", "--new-tokens", "16", "--iters", iters, "--json"])
+            .arg(&ours)
+            .env("RAYON_NUM_THREADS", &threads))?;
+        let torch = out.join(format!("generate_{preset}_pytorch.json"));
+        let baseline = run(Command::new(&py)
+            .args(["bench/torch_fwd_bwd.py", "--bench", "generate", "--preset", preset, "--batch", "16", "--seq", "24"])
+            .args(["--new-tokens", "16", "--iters", iters, "--threads", &threads, "--json"])
+            .arg(&torch));
+        let ours = read_json(&ours)?;
+        let torch = baseline.ok().map(|_| read_json(&torch)).transpose()?;
+        let f = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+        let (tq, ratio) = match &torch {
+            Some(t) => (
+                format!("{:.2}", f(t, "questions_per_second")),
+                format!("{:.2}×", f(&ours, "questions_per_second") / f(t, "questions_per_second")),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        rows.push(format!(
+            "| {preset} | 16 × (24 + 16) | {threads} | {:.2} | {:.2} | {tq} | {ratio} |",
+            f(&ours, "median_seconds"),
+            f(&ours, "questions_per_second")
+        ));
+    }
+    let table = format!(
+        "| model | questions × (prompt + new tokens) | threads | camels s/batch | camels questions/s | PyTorch questions/s | ratio |\n|---|---|---|---|---|---|---|\n{}",
+        rows.join("\n")
+    );
+    println!("{table}");
+    std::fs::write(out.join("generate.md"), &table)?;
     Ok(())
 }
 
