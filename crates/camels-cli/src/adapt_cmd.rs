@@ -194,6 +194,7 @@ fn print_summary(summary: &Summary, json: bool) -> Result<()> {
         ("lr", format!("{:e}", summary.lr)),
         ("documents", summary.n_docs.to_string()),
         ("documents skipped (non-finite)", summary.docs_skipped.to_string()),
+        ("documents skipped (< 2 tokens)", summary.docs_too_short.to_string()),
         ("questions", summary.n_questions.to_string()),
         ("EM, lenient prefix (reference) %", format!("{:.2}", summary.em)),
         ("EM, strict (SQuAD script) %", format!("{:.2}", summary.em_strict)),
@@ -289,6 +290,9 @@ impl BackendJob for AdaptJob {
         if !report.skipped.is_empty() {
             tracing::warn!(n = report.skipped.len(), ids = ?report.skipped, "documents skipped for a non-finite loss");
         }
+        if !report.too_short.is_empty() {
+            tracing::warn!(n = report.too_short.len(), ids = ?report.too_short, "documents skipped: fewer than 2 tokens");
+        }
         if !report.finished {
             // A partial run leaves only its checkpoint: evaluating or saving it would look final.
             println!(
@@ -324,6 +328,8 @@ impl BackendJob for AdaptJob {
             unrelated_ppl_after: ppl_after,
             docs_skipped: report.skipped.len(),
             skipped_docs: report.skipped.clone(),
+            docs_too_short: report.too_short.len(),
+            too_short_docs: report.too_short.clone(),
             steps: report.steps,
             adapt_seconds: report.seconds,
             adapt_tokens_per_s: report.tokens as f64 / report.seconds.max(1e-9),

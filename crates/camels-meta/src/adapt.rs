@@ -225,8 +225,11 @@ pub struct AdaptReport {
     pub steps: usize,
     /// Loss of every document stepped on, in stream order.
     pub losses: Vec<DocLoss>,
-    /// Ids of the documents skipped for a non-finite loss, in stream order.
+    /// Ids of the documents skipped for a non-finite loss or gradient, each once (in the order
+    /// first met, whatever the number of epochs).
     pub skipped: Vec<String>,
+    /// Ids of the documents skipped for having fewer than 2 tokens (nothing to predict), each once.
+    pub too_short: Vec<String>,
     /// The stream position this invocation resumed from (None: started fresh).
     pub resumed_from: Option<usize>,
     /// Whether the whole stream was processed (false after `stop_after`).
@@ -300,6 +303,8 @@ struct CheckpointState {
     steps: usize,
     losses: Vec<DocLoss>,
     skipped: Vec<String>,
+    #[serde(default)]
+    too_short: Vec<String>,
     /// Hash of the stream (document ids and tokens) and the number of documents.
     fingerprint: String,
     /// Hash of the starting model's parameter shapes and leading and trailing values.
@@ -571,6 +576,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
             report.steps = state.steps;
             report.losses = state.losses;
             report.skipped = state.skipped;
+            report.too_short = state.too_short;
             report.resumed_from = Some(next);
         }
     }
@@ -594,7 +600,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
             let keep = d.ids.len() >= 2;
             if !keep {
                 tracing::warn!(doc = %d.id, position = u, "document shorter than 2 tokens: skipped");
-                report.skipped.push(d.id.clone());
+                note_once(&mut report.too_short, &d.id);
             }
             keep
         });
@@ -609,7 +615,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
                 for &i in bad.iter().rev() {
                     let (u, d) = rows.remove(i);
                     tracing::warn!(doc = %d.id, position = u, loss = per_row[i], "non-finite loss: document skipped");
-                    report.skipped.push(d.id.clone());
+                    note_once(&mut report.skipped, &d.id);
                 }
                 continue;
             }
@@ -619,7 +625,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
             if !grads_finite(&model, &grads) {
                 for (u, d) in &rows {
                     tracing::warn!(doc = %d.id, position = u, "non-finite gradient: micro-batch skipped");
-                    report.skipped.push(d.id.clone());
+                    note_once(&mut report.skipped, &d.id);
                 }
                 break;
             }
@@ -651,6 +657,7 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
                     steps: report.steps,
                     losses: report.losses.clone(),
                     skipped: report.skipped.clone(),
+                    too_short: report.too_short.clone(),
                     fingerprint: fingerprint.clone(),
                     base: base.clone(),
                     weights_file: WEIGHTS_FILE.into(),
@@ -672,6 +679,13 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
     report.finished = next == total;
     report.seconds = started.elapsed().as_secs_f64();
     Ok((model, report))
+}
+
+/// Appends `id` to `ids` unless it is there already (a document is reported once, not per epoch).
+fn note_once(ids: &mut Vec<String>, id: &str) {
+    if !ids.iter().any(|x| x == id) {
+        ids.push(id.to_string());
+    }
 }
 
 /// Whether every gradient in `grads` (for the parameters of `model`) is finite.

@@ -264,10 +264,15 @@ pub struct Summary {
     pub unrelated_ppl_before: Option<f64>,
     /// Perplexity of the unrelated text after adaptation.
     pub unrelated_ppl_after: Option<f64>,
-    /// Documents skipped for a non-finite loss (their ids in `skipped_docs`).
+    /// Documents skipped for a non-finite loss or gradient (their ids in `skipped_docs`), each
+    /// counted once whatever the number of epochs.
     pub docs_skipped: usize,
     /// Ids of the skipped documents.
     pub skipped_docs: Vec<String>,
+    /// Documents skipped for having fewer than 2 tokens (their ids in `too_short_docs`).
+    pub docs_too_short: usize,
+    /// Ids of the documents too short to train on.
+    pub too_short_docs: Vec<String>,
     /// Optimizer steps.
     pub steps: usize,
     /// Adaptation wall time, seconds.

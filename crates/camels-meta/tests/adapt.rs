@@ -188,6 +188,12 @@ fn non_finite_document_is_skipped_and_counted() {
             assert_eq!(max_param_diff(&with_bad, &without), 0.0);
         }
     }
+    // Over two epochs, with a one-token document too: each is reported once, in its own list.
+    docs.push(WeightedDoc { id: "stub".into(), ids: vec![7], weights: vec![1.0] });
+    let config = AdaptConfig { epochs: 2, ..torch_adam() };
+    let (_, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+    assert_eq!((report.skipped, report.too_short), (vec!["doc1".to_string()], vec!["stub".to_string()]));
+    assert_eq!((report.docs_done, report.losses.len()), (12, 8));
 }
 
 #[test]
