@@ -261,7 +261,14 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), M
         let entry = node.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         node = entry.as_table_mut().ok_or_else(|| config_error(origin, key, format!("`{part}` is not a section")))?;
     }
-    node.insert(parts[parts.len() - 1].to_string(), value);
+    let last = parts[parts.len() - 1];
+    // A field that holds a string keeps the raw text (`--set data.train=2024.jsonl`, `name=true`)
+    // rather than whatever else TOML would read it as.
+    let value = match (node.get(last), value) {
+        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(raw.to_string()),
+        (_, v) => v,
+    };
+    node.insert(last.to_string(), value);
     Ok(())
 }
 
@@ -414,4 +421,23 @@ pub fn expand_path(path: &Path) -> Result<PathBuf, MetaError> {
     let value = std::env::var(var)
         .map_err(|_| config_error(path, "path", format!("environment variable `{var}` is not set")))?;
     Ok(Path::new(&value).join(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_as_toml_but_string_fields_keep_the_raw_text() {
+        let mut table: toml::Table = "[data]\ntrain = \"a.jsonl\"\n[run]\nsteps = 4\n".parse().unwrap();
+        for assignment in ["data.train=2024", "run.steps=8", "run.extra=true", "data.val=runs/v.jsonl"] {
+            apply_override(&mut table, assignment).unwrap();
+        }
+        assert_eq!(table["data"]["train"], toml::Value::String("2024".into()), "a number-like path stays a string");
+        assert_eq!(table["run"]["steps"], toml::Value::Integer(8));
+        assert_eq!(table["run"]["extra"], toml::Value::Boolean(true));
+        assert_eq!(table["data"]["val"], toml::Value::String("runs/v.jsonl".into()), "not TOML: taken as text");
+        assert!(apply_override(&mut table, "run..steps=1").is_err());
+        assert!(apply_override(&mut table, "steps").is_err());
+    }
 }

@@ -243,28 +243,37 @@ fn model_weights<B: Backend>(model: &WeightingModel<B>, ids: &[u32], device: &B:
 }
 
 /// Carries weights from one tokenisation to another through character offsets: every character
-/// takes the weight of the source token covering it, every target token the mean over its
-/// characters (a zero-width target token takes the weight of the character it starts at).
+/// covered by a source token takes that token's weight, and every target token the mean over its
+/// covered characters. Characters no source token covers (a tokenizer that drops whitespace, a
+/// truncated source) do not dilute the mean; a target token with none takes the weight of the
+/// nearest covered character before it (else after it; 0 when the source covers nothing).
 pub fn carry_by_offsets(
     source_offsets: &[(usize, usize)],
     source_weights: &[f32],
     target_offsets: &[(usize, usize)],
     n_chars: usize,
 ) -> Vec<f32> {
-    let mut per_char = vec![0f32; n_chars];
+    let mut per_char: Vec<Option<f32>> = vec![None; n_chars];
     for (&(s, e), &w) in source_offsets.iter().zip(source_weights) {
         for c in per_char.iter_mut().take(e.min(n_chars)).skip(s) {
-            *c = w;
+            *c = Some(w);
         }
     }
+    let nearest = |at: usize| -> f32 {
+        let at = at.min(n_chars);
+        per_char[..at].iter().rev().chain(&per_char[at..]).find_map(|w| *w).unwrap_or(0.0)
+    };
     target_offsets
         .iter()
         .map(|&(s, e)| {
-            let e = e.min(n_chars);
-            if s >= e {
-                return per_char.get(s).copied().unwrap_or(0.0);
+            let (s, e) = (s.min(n_chars), e.min(n_chars));
+            let covered: Vec<f32> = per_char[s..e.max(s)].iter().filter_map(|w| *w).collect();
+            if covered.is_empty() {
+                // A zero-width token, or one over uncovered characters: its start's weight if
+                // covered, else the nearest covered one.
+                return per_char.get(s).copied().flatten().unwrap_or_else(|| nearest(s));
             }
-            per_char[s..e].iter().sum::<f32>() / (e - s) as f32
+            covered.iter().sum::<f32>() / covered.len() as f32
         })
         .collect()
 }
@@ -310,5 +319,13 @@ mod tests {
         assert_eq!(carry_by_offsets(&offsets, &w, &offsets, 9), w);
         // Coarser target tokens average the characters they cover.
         assert_eq!(carry_by_offsets(&offsets, &w, &[(0, 4), (4, 9)], 9), [0.375, 2.0]);
+        // Characters the source leaves uncovered (char 3, a dropped space) do not dilute the
+        // mean; a target token over them alone takes the nearest covered weight before it.
+        let gappy = [(0, 3), (4, 9)];
+        let w = [0.5, 2.0];
+        assert_eq!(carry_by_offsets(&gappy, &w, &[(0, 4), (4, 9)], 9), [0.5, 2.0]);
+        assert_eq!(carry_by_offsets(&gappy, &w, &[(0, 3), (3, 4), (4, 9)], 9), [0.5, 0.5, 2.0]);
+        assert_eq!(carry_by_offsets(&[(4, 9)], &[2.0], &[(0, 4), (4, 9)], 9), [2.0, 2.0], "none before: after");
+        assert_eq!(carry_by_offsets(&[], &[], &[(0, 4)], 9), [0.0]);
     }
 }
