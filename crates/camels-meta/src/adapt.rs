@@ -393,8 +393,12 @@ fn resume_weights(path: &Path, docs: &[WeightedDoc]) -> Result<Vec<WeightedDoc>>
     let mut out = Vec::with_capacity(docs.len());
     for d in docs {
         let weights: Vec<f32> = stored.by_ref().take(d.weights.len()).collect();
-        let diff = weights.iter().zip(&d.weights).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        if !(diff <= WEIGHT_TOLERANCE * scale) {
+        // The largest difference, NaN if any weight is NaN on one side only.
+        let diff = weights.iter().zip(&d.weights).fold(0f32, |m, (a, b)| {
+            let d = if a.to_bits() == b.to_bits() { 0.0 } else { (a - b).abs() };
+            if d.is_nan() || d > m { d } else { m }
+        });
+        if diff.is_nan() || diff > WEIGHT_TOLERANCE * scale {
             return Err(MetaError::CheckpointMismatch {
                 path: path.into(),
                 reason: format!(
