@@ -469,8 +469,10 @@ impl BackendJob for Generate {
             let prompts: Vec<Vec<u32>> =
                 ids.chunks(self.prompt_len).map(|row| row.iter().map(|&t| t as u32).collect()).collect();
             let start = Instant::now();
-            if let Err(e) = generate(&model, &prompts, &generate_config, &device) {
-                failure = Some(e);
+            if failure.is_none()
+                && let Err(e) = generate(&model, &prompts, &generate_config, &device)
+            {
+                failure = Some(e); // reported after the loop; later iterations do nothing
             }
             B::sync(&device).expect("device sync");
             start.elapsed().as_secs_f64()

@@ -244,6 +244,16 @@ fn config_error(path: &Path, field: &str, reason: impl Into<String>) -> MetaErro
 /// Sets `key` (dotted: `outer.grad_acc`) in a TOML table to `value`, parsed as a TOML value
 /// (`1e-5`, `true`, `"text"`) or taken as a string when it does not parse.
 pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), MetaError> {
+    apply_override_with(table, assignment, None)
+}
+
+/// [`apply_override`], where `defaults` (the serialised defaults) also tells which keys hold
+/// strings when `table` (a user's file) does not set them.
+pub fn apply_override_with(
+    table: &mut toml::Table,
+    assignment: &str,
+    defaults: Option<&toml::Table>,
+) -> Result<(), MetaError> {
     let origin = Path::new("--set");
     let (key, raw) =
         assignment.split_once('=').ok_or_else(|| config_error(origin, assignment, "expected key=value"))?;
@@ -262,11 +272,18 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), M
         node = entry.as_table_mut().ok_or_else(|| config_error(origin, key, format!("`{part}` is not a section")))?;
     }
     let last = parts[parts.len() - 1];
-    // A field that holds a string keeps the raw text (`--set data.train=2024.jsonl`, `name=true`)
-    // rather than whatever else TOML would read it as.
-    let value = match (node.get(last), value) {
-        (Some(toml::Value::String(_)), v) if !v.is_str() => toml::Value::String(raw.to_string()),
-        (_, v) => v,
+    // A field that holds a string (here or in the defaults) keeps the raw text
+    // (`--set data.train=2024.jsonl`, `name=true`) rather than whatever else TOML would read it as.
+    let default_is_str = defaults
+        .and_then(|d| {
+            parts[..parts.len() - 1].iter().try_fold(d, |t, p| t.get(*p)?.as_table()).and_then(|t| t.get(last))
+        })
+        .is_some_and(toml::Value::is_str);
+    let value = match value {
+        v if !v.is_str() && (node.get(last).is_some_and(toml::Value::is_str) || default_is_str) => {
+            toml::Value::String(raw.to_string())
+        }
+        v => v,
     };
     node.insert(last.to_string(), value);
     Ok(())
@@ -298,8 +315,9 @@ impl MetaTrainConfig {
     pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Self, MetaError> {
         let path = Path::new(origin);
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| config_error(path, "", e.message()))?;
+        let defaults = toml::Table::try_from(Self::default()).expect("the default config serialises");
         for assignment in overrides {
-            apply_override(&mut table, assignment)?;
+            apply_override_with(&mut table, assignment, Some(&defaults))?;
         }
         if let Some(key) = unknown_key(&table) {
             let source = if overrides.iter().any(|o| o.split('=').next().map(str::trim) == Some(key.as_str())) {
@@ -437,6 +455,10 @@ mod tests {
         assert_eq!(table["run"]["steps"], toml::Value::Integer(8));
         assert_eq!(table["run"]["extra"], toml::Value::Boolean(true));
         assert_eq!(table["data"]["val"], toml::Value::String("runs/v.jsonl".into()), "not TOML: taken as text");
+        // A string field the file does not set: the defaults say it is a string.
+        let defaults: toml::Table = "[base]\npath = \"x\"\n".parse().unwrap();
+        apply_override_with(&mut table, "base.path=7", Some(&defaults)).unwrap();
+        assert_eq!(table["base"]["path"], toml::Value::String("7".into()));
         assert!(apply_override(&mut table, "run..steps=1").is_err());
         assert!(apply_override(&mut table, "steps").is_err());
     }

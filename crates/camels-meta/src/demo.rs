@@ -163,7 +163,8 @@ pub struct SquadSource {
     /// Articles of `dev` for the validation stream (just before the test articles); the rest are
     /// meta-training articles.
     pub val_articles: usize,
-    /// At most this many characters of `unrelated` are kept (whole paragraphs).
+    /// At most this many characters of `unrelated` are kept (whole paragraphs, each with its
+    /// blank-line separator).
     pub unrelated_chars: usize,
 }
 
@@ -269,7 +270,14 @@ impl DemoWorld {
             }
         }
         let (n_test, n_val) = (source.test_articles, source.val_articles);
-        if n_test == 0 || n_val == 0 || n_test + n_val >= articles.len() {
+        if n_test == 0 || n_val == 0 {
+            return Err(MetaError::Config {
+                path: source.dev.clone(),
+                field: "squad.test_articles / squad.val_articles".into(),
+                reason: format!("{n_test} test and {n_val} validation articles: both must be positive"),
+            });
+        }
+        if n_test + n_val >= articles.len() {
             return Err(MetaError::Config {
                 path: source.dev.clone(),
                 field: "squad.test_articles / squad.val_articles".into(),
@@ -286,12 +294,15 @@ impl DemoWorld {
         };
         let raw = std::fs::read_to_string(&source.unrelated).map_err(io(&source.unrelated))?;
         let mut unrelated = String::new();
+        let mut chars = 0;
         for paragraph in raw.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-            if unrelated.len() + paragraph.len() > source.unrelated_chars {
+            let len = paragraph.chars().count() + 2; // with its blank-line separator
+            if chars + len > source.unrelated_chars {
                 break;
             }
             unrelated.push_str(paragraph);
             unrelated.push_str("\n\n");
+            chars += len;
         }
         if unrelated.is_empty() {
             return Err(MetaError::Config {
@@ -457,6 +468,12 @@ pub struct DemoResults {
 impl SelectBy {
     /// Whether validation scores `a` beat `b`.
     fn prefers(self, a: &Scores, b: &Scores) -> bool {
+        // A diverged run (non-finite NLL) loses to any finite one.
+        match (a.nll.is_finite(), b.nll.is_finite()) {
+            (true, false) => return true,
+            (false, true) => return false,
+            _ => {}
+        }
         match self {
             Self::AnswerNll => a.nll < b.nll - 1e-9 || (a.nll <= b.nll + 1e-9 && a.f1 > b.f1),
             Self::F1 => a.f1 > b.f1 + 1e-9 || (a.f1 > b.f1 - 1e-9 && a.nll < b.nll),
@@ -1019,7 +1036,7 @@ mod tests {
             unrelated: dir.join("unrelated.txt"),
             test_articles: 1,
             val_articles: 1,
-            unrelated_chars: 30,
+            unrelated_chars: 31,
         };
         let world = DemoWorld::squad(&source).unwrap();
         let titles = |docs: &[Document]| docs.iter().map(|d| d.title.clone().unwrap()).collect::<Vec<_>>();
@@ -1027,7 +1044,9 @@ mod tests {
         assert_eq!(titles(&world.meta_train), ["A", "A", "B"]);
         assert_eq!(titles(&world.meta_val), ["C", "C", "C"]);
         assert_eq!(titles(&world.test), ["D", "D"]);
-        assert_eq!(world.unrelated, "First paragraph.\n\nSecond one.\n\n", "whole paragraphs up to the cap");
+        assert_eq!(world.unrelated, "First paragraph.\n\nSecond one.\n\n", "whole paragraphs within 31 chars");
+        let err = DemoWorld::squad(&SquadSource { val_articles: 0, ..source.clone() }).err().unwrap();
+        assert!(err.to_string().contains("must be positive"), "{err}");
         let err = DemoWorld::squad(&SquadSource { test_articles: 2, val_articles: 2, ..source }).err().unwrap();
         assert!(err.to_string().contains("no meta-training article"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -1039,6 +1058,10 @@ mod tests {
         assert!(SelectBy::AnswerNll.prefers(&s(1.0, 2.0), &s(5.0, 2.1)));
         assert!(SelectBy::F1.prefers(&s(5.0, 2.1), &s(1.0, 2.0)));
         assert!(SelectBy::AnswerNll.prefers(&s(2.0, 2.0), &s(1.0, 2.0)), "ties go to F1");
+        for by in [SelectBy::AnswerNll, SelectBy::F1] {
+            assert!(by.prefers(&s(0.0, 9.0), &s(5.0, f64::NAN)), "a diverged run loses");
+            assert!(!by.prefers(&s(5.0, f64::INFINITY), &s(0.0, 9.0)));
+        }
     }
 
     #[test]

@@ -487,16 +487,15 @@ pub fn meta_train<B: Backend>(
     if let Some(pointer) = checkpoint::read_pointer(run_dir, "last")? {
         let restored = checkpoint::load::<A<B>, _, _, _>(run_dir, &pointer, phi, optim, theta, device)?;
         (state, phi, optim, theta) = (restored.state, restored.weighting, restored.optimizer, restored.base);
-        if checkpoint::read_pointer(run_dir, "best")?.is_some_and(|best| best.step > state.step) {
-            // Left by camels before 0.1's "best is also last" rule: that checkpoint lies ahead of
-            // the resumed state, and the resumed run finds it again.
-            let path = checkpoint::checkpoints_dir(run_dir).join("best.json");
-            std::fs::remove_file(&path).map_err(io(&path))?;
-        }
+        reconcile_best(run_dir, &pointer, &state)?;
         truncate_metrics(&metrics_path, state.step)?;
         on_event(&Event::Resumed { step: state.step });
-    } else if metrics_path.exists() {
-        truncate_metrics(&metrics_path, 0)?;
+    } else {
+        // A fresh start: any best pointer left here belongs to an earlier, abandoned run.
+        remove_pointer(run_dir, "best")?;
+        if metrics_path.exists() {
+            truncate_metrics(&metrics_path, 0)?;
+        }
     }
     // Writes the checkpoint directory of `state.step` (pointed at by the caller).
     let save_checkpoint = |state: &TrainState, phi: &_, optim: &_, theta: &_| -> Result<Pointer> {
@@ -605,6 +604,34 @@ pub fn meta_train<B: Backend>(
         }
     }
     Ok(TrainSummary { step: state.step, finished: state.step >= total, validations })
+}
+
+/// Makes `best.json` agree with the resumed state: a run killed between pointing `last` and
+/// `best` at a new best leaves `best` one best behind (it is rewritten from `last`); a `best`
+/// ahead of the resumed state (left by an older camels, which wrote `best` first) is removed, as the
+/// resumed run finds that best again.
+fn reconcile_best(run_dir: &Path, last: &Pointer, state: &TrainState) -> Result<()> {
+    let best = checkpoint::read_pointer(run_dir, "best")?;
+    let wanted = state.best.map(|(_, step)| step);
+    if best.as_ref().map(|p| p.step) == wanted {
+        return Ok(());
+    }
+    if wanted == Some(last.step) {
+        checkpoint::write_pointer(run_dir, "best", last)
+    } else if best.is_some_and(|p| p.step > state.step) {
+        remove_pointer(run_dir, "best")
+    } else {
+        Ok(())
+    }
+}
+
+/// Removes `checkpoints/{name}.json` if present.
+fn remove_pointer(run_dir: &Path, name: &str) -> Result<()> {
+    let path = checkpoint::checkpoints_dir(run_dir).join(format!("{name}.json"));
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
+        _ => Ok(()),
+    }
 }
 
 fn write_weight_pages(

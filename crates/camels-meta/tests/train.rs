@@ -142,9 +142,21 @@ fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
     let partial = broken_dir.join("checkpoints/step-00000004");
     std::fs::create_dir_all(&partial).unwrap();
     std::fs::write(partial.join("weighting.safetensors"), b"truncated").unwrap();
+    // A kill between pointing `last` and `best` at a new best: the resume restores `best`.
+    let best_json = broken_dir.join("checkpoints/best.json");
+    let best_before = std::fs::read_to_string(&best_json).unwrap();
+    std::fs::remove_file(&best_json).unwrap();
     *with_stop.last_mut().unwrap() = "run.stop_after=4".into();
-    let events = run(&tiny(&with_stop), &broken_dir);
-    assert!(matches!(events[0], Event::Resumed { step: 2 }), "{:?}", events[0]);
+    let mut resumed = None;
+    meta_train::<Cpu>(&tiny(&with_stop), &broken_dir, &Default::default(), &mut |e| {
+        if let Event::Resumed { step } = e {
+            resumed = Some((*step, std::fs::read_to_string(&best_json).ok()));
+        }
+    })
+    .unwrap();
+    let (step, restored_best) = resumed.expect("the run resumed");
+    assert_eq!(step, 2);
+    assert_eq!(restored_best.as_deref(), Some(best_before.as_str()), "best.json restored from last on resume");
     let events = run(&tiny(&paths), &broken_dir);
     assert!(matches!(events[0], Event::Resumed { step: 4 }));
 
