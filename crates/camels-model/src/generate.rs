@@ -90,9 +90,14 @@ impl<B: Backend> Decoder<'_, B> {
     fn feed(&mut self, ids: Vec<i64>, len: usize) -> Result<Vec<f32>> {
         let positions = Positions::from_mask(&self.mask, self.rows, len)?;
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [self.rows, len]), &self.device);
-        let logits = self.model.forward_with(ids, &positions, Some(&mut self.cache)); // [rows, T, V]
-        let vocab = logits.dims()[2];
-        let last = logits.narrow(1, len - 1, 1).reshape([self.rows, vocab]);
+        let hidden = self.model.transformer.forward(ids, &positions, Some(&mut self.cache)); // [rows, T, C]
+        // Only the last position's logits are needed: projecting a whole prompt onto the
+        // vocabulary would cost T times as much.
+        let c = hidden.dims()[2];
+        let last = hidden.narrow(1, len - 1, 1).reshape([self.rows, c]); // [rows, C]
+        // wte · lastᵀ, so that the large [V, C] matrix is read as stored, not transposed.
+        let wte = self.model.transformer.wte.weight.val(); // [V, C]
+        let last = wte.matmul(last.transpose()).transpose(); // [rows, V]
         Ok(log_softmax(last, 1).into_data().convert::<f32>().to_vec::<f32>().expect("f32 logits"))
     }
 
