@@ -125,6 +125,8 @@ bench fwd_bwd_distilgpt2 60 forward-backward --preset distilgpt2 --iters 5
 run fwd_bwd_distilgpt2_torch 40 python3 "$TORCH" --device cuda --preset distilgpt2 --iters 5 --json "$WORK/fwd_bwd_distilgpt2_torch.json"
 bench adapt_distilgpt2 60 adapt-step --preset distilgpt2 --iters 5
 run adapt_distilgpt2_torch 40 python3 "$TORCH" --device cuda --bench adapt_step --preset distilgpt2 --iters 5 --json "$WORK/adapt_distilgpt2_torch.json"
+bench generate_distilgpt2 40 generate --preset distilgpt2 --iters 5
+run generate_distilgpt2_torch 40 python3 "$TORCH" --device cuda --bench generate --preset distilgpt2 --batch 16 --seq 24 --new-tokens 16 --iters 5 --json "$WORK/generate_distilgpt2_torch.json"
 bench meta_distilgpt2 120 meta-step --preset distilgpt2 --iters 2
 [ "$DEV" != wgpu ] && run check_wgpu 70 "$BIN" check --device wgpu --fixtures "$FX" --json "$WORK/check_wgpu.json"
 bench adapt_gpt2xl 90 adapt-step --preset gpt2-xl --iters 3

@@ -259,7 +259,8 @@ fn gpu_check(args: &[String]) -> Result<()> {
 fn gpu_table(file: &Path) -> Result<String> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut rows = vec![
-        "| run | GPU | exit | wall s | warm-up s | median s | tokens/s | peak GPU MiB | checks |".to_string(),
+        "| run | GPU | exit | wall s | warm-up s | median s | tokens/s (or questions/s) | peak GPU MiB | checks |"
+            .to_string(),
         "|---|---|---|---|---|---|---|---|---|".to_string(),
     ];
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -280,7 +281,10 @@ fn gpu_table(file: &Path) -> Result<String> {
             num(&v["wall_seconds"], 1),
             num(&r["warmup_seconds"], 2),
             num(&r["median_seconds"], 4),
-            num(&r["tokens_per_second"], 0),
+            match r["questions_per_second"].as_f64() {
+                Some(q) => format!("{q:.1} questions/s"),
+                None => num(&r["tokens_per_second"], 0),
+            },
             v["peak_gpu_mib"],
             checks,
         ));
