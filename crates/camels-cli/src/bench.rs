@@ -269,35 +269,27 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 config.n_positions
             );
             let job = Generate { config, batch, prompt_len, new_tokens, num_beams, iters };
-            let timings = run_on(device, job)??;
-            emit_generate((preset, batch, prompt_len, new_tokens, num_beams, device), timings, json)
+            let (warmup_seconds, seconds) = run_on(device, job)??;
+            let median_seconds = median(&seconds);
+            let result = GenerateResult {
+                bench: "generate",
+                device: device.to_string(),
+                preset,
+                batch,
+                prompt_len,
+                new_tokens,
+                num_beams,
+                threads: threads(),
+                warmup_seconds,
+                seconds,
+                median_seconds,
+                questions_per_second: batch as f64 / median_seconds,
+                new_tokens_per_second: (batch * new_tokens) as f64 / median_seconds,
+                peak_rss_gib: peak_rss_gib(),
+            };
+            emit(&result, json)
         }
     }
-}
-
-fn emit_generate(
-    (preset, batch, prompt_len, new_tokens, num_beams, device): (String, usize, usize, usize, usize, DeviceSpec),
-    (warmup_seconds, seconds): (f64, Vec<f64>),
-    json: Option<PathBuf>,
-) -> Result<()> {
-    let median_seconds = median(&seconds);
-    let result = GenerateResult {
-        bench: "generate",
-        device: device.to_string(),
-        preset,
-        batch,
-        prompt_len,
-        new_tokens,
-        num_beams,
-        threads: threads(),
-        warmup_seconds,
-        seconds,
-        median_seconds,
-        questions_per_second: batch as f64 / median_seconds,
-        new_tokens_per_second: (batch * new_tokens) as f64 / median_seconds,
-        peak_rss_gib: peak_rss_gib(),
-    };
-    emit(&result, json)
 }
 
 fn emit(result: &impl Serialize, json: Option<PathBuf>) -> Result<()> {

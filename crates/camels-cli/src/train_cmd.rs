@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use camels_meta::config::MetaTrainConfig;
-use camels_meta::demo::{BaseSpec, train_base, world_tokenizer};
+use camels_meta::demo::{BaseSpec, DemoConfig, train_base, world_tokenizer};
 use camels_meta::train::{Event, meta_train};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use clap::Args;
@@ -88,7 +88,7 @@ pub fn meta_train_cmd(args: MetaTrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Arguments of `pretrain-base`.
+/// Arguments of `pretrain-base`; the defaults are the demo's smaller base (`BaseSpec::small`).
 #[derive(Args, Debug)]
 pub struct PretrainArgs {
     /// A synthetic world directory (`camels-cli data synth`): pretrain.jsonl is trained on, all
@@ -99,34 +99,34 @@ pub struct PretrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// BPE vocabulary size.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = DemoConfig::default().vocab)]
     vocab: usize,
     /// Hidden size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = BaseSpec::small().n_embd)]
     n_embd: usize,
     /// Blocks.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = BaseSpec::small().n_layer)]
     n_layer: usize,
     /// Heads.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = BaseSpec::small().n_head)]
     n_head: usize,
     /// Positions.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = BaseSpec::small().n_positions)]
     n_positions: usize,
-    /// LM steps (the demo's smaller base).
-    #[arg(long, default_value_t = 500)]
+    /// LM steps.
+    #[arg(long, default_value_t = BaseSpec::small().lm_steps)]
     lm_steps: usize,
     /// QA (+ LM) steps.
-    #[arg(long, default_value_t = 700)]
+    #[arg(long, default_value_t = BaseSpec::small().qa_steps)]
     qa_steps: usize,
     /// Rows per batch.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = BaseSpec::small().batch_size)]
     batch_size: usize,
     /// LM window, tokens.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = BaseSpec::small().seq_len)]
     seq_len: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = BaseSpec::small().lr)]
     lr: f64,
     /// Seed.
     #[arg(long, default_value_t = 0)]

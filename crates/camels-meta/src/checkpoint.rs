@@ -102,6 +102,34 @@ pub fn write_pointer(run_dir: &Path, name: &str, pointer: &Pointer) -> Result<()
     Ok(write_atomic(&path, text.as_bytes())?)
 }
 
+/// Makes `best.json` agree with the resumed state: a run killed between pointing `last` and
+/// `best` at a new best leaves `best` one best behind (it is rewritten from `last`); a `best`
+/// ahead of the resumed state (left by an older camels, which wrote `best` first) is removed, as the
+/// resumed run finds that best again.
+pub fn reconcile_best(run_dir: &Path, last: &Pointer, state: &TrainState) -> Result<()> {
+    let best = read_pointer(run_dir, "best")?;
+    let wanted = state.best.map(|(_, step)| step);
+    if best.as_ref().map(|p| p.step) == wanted {
+        return Ok(());
+    }
+    if wanted == Some(last.step) {
+        write_pointer(run_dir, "best", last)
+    } else if best.is_some_and(|p| p.step > state.step) {
+        remove_pointer(run_dir, "best")
+    } else {
+        Ok(())
+    }
+}
+
+/// Removes `checkpoints/{name}.json` if present.
+pub fn remove_pointer(run_dir: &Path, name: &str) -> Result<()> {
+    let path = checkpoints_dir(run_dir).join(format!("{name}.json"));
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes a checkpoint directory for `state` (not yet pointed at) and returns its pointer. A
 /// directory that a pointer names is never rewritten in place.
 pub fn save<A, O>(

@@ -820,31 +820,28 @@ pub fn bar_checks(rows: &[ResultRow], small: &str, large: &str) -> Vec<BarCheck>
         measured: format!("{:.4} vs {:.4} ({})", gain(camels), gain(uniform), ratio(gain(camels), gain(uniform))),
         holds: gain(camels) > 0.0 && gain(camels) >= 1.5 * gain(uniform),
     });
+    // CaMeLS against `other`, on F1 and on answer NLL.
+    let beats = |lead: &str, c: &ResultRow, other: &str, o: &ResultRow, tail: &str| {
+        [
+            BarCheck {
+                claim: format!("{lead}CaMeLS F1 > {other} F1{tail}"),
+                measured: format!("{:.2} vs {:.2}", c.f1, o.f1),
+                holds: c.f1 > o.f1,
+            },
+            BarCheck {
+                claim: format!("{lead}CaMeLS answer NLL < {other} answer NLL{tail}"),
+                measured: format!("{:.4} vs {:.4}", c.answer_nll_after, o.answer_nll_after),
+                holds: c.answer_nll_after < o.answer_nll_after,
+            },
+        ]
+    };
     for other in ["tfidf", "salient"] {
         if let Some(o) = find(small, other) {
-            checks.push(BarCheck {
-                claim: format!("CaMeLS F1 > {other} F1 (test, smaller base)"),
-                measured: format!("{:.2} vs {:.2}", camels.f1, o.f1),
-                holds: camels.f1 > o.f1,
-            });
-            checks.push(BarCheck {
-                claim: format!("CaMeLS answer NLL < {other} answer NLL (test, smaller base)"),
-                measured: format!("{:.4} vs {:.4}", camels.answer_nll_after, o.answer_nll_after),
-                holds: camels.answer_nll_after < o.answer_nll_after,
-            });
+            checks.extend(beats("", camels, other, o, " (test, smaller base)"));
         }
     }
     if let (Some(c), Some(u)) = (find(large, "camels"), find(large, "uniform")) {
-        checks.push(BarCheck {
-            claim: "transfer: CaMeLS F1 > uniform F1 on the larger base".into(),
-            measured: format!("{:.2} vs {:.2}", c.f1, u.f1),
-            holds: c.f1 > u.f1,
-        });
-        checks.push(BarCheck {
-            claim: "transfer: CaMeLS answer NLL < uniform answer NLL on the larger base".into(),
-            measured: format!("{:.4} vs {:.4}", c.answer_nll_after, u.answer_nll_after),
-            holds: c.answer_nll_after < u.answer_nll_after,
-        });
+        checks.extend(beats("transfer: ", c, "uniform", u, " on the larger base"));
     }
     checks
 }

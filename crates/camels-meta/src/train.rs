@@ -487,12 +487,12 @@ pub fn meta_train<B: Backend>(
     if let Some(pointer) = checkpoint::read_pointer(run_dir, "last")? {
         let restored = checkpoint::load::<A<B>, _, _, _>(run_dir, &pointer, phi, optim, theta, device)?;
         (state, phi, optim, theta) = (restored.state, restored.weighting, restored.optimizer, restored.base);
-        reconcile_best(run_dir, &pointer, &state)?;
+        checkpoint::reconcile_best(run_dir, &pointer, &state)?;
         truncate_metrics(&metrics_path, state.step)?;
         on_event(&Event::Resumed { step: state.step });
     } else {
         // A fresh start: any best pointer left here belongs to an earlier, abandoned run.
-        remove_pointer(run_dir, "best")?;
+        checkpoint::remove_pointer(run_dir, "best")?;
         if metrics_path.exists() {
             truncate_metrics(&metrics_path, 0)?;
         }
@@ -553,6 +553,7 @@ pub fn meta_train<B: Backend>(
         on_event(&Event::Step { step, total, outer: grad.outer });
 
         let end = step == stop;
+        let mut saved = false; // whether this step's checkpoint is already written (as the best)
         if step.is_multiple_of(config.run.val_every) || step == total {
             let phi_valid = phi.valid();
             let ValRun { outer, qa_before, qa_after, kl, weights } =
@@ -590,12 +591,12 @@ pub fn meta_train<B: Backend>(
                 checkpoint::write_pointer(run_dir, "last", &pointer)?;
                 checkpoint::write_pointer(run_dir, "best", &pointer)?;
                 checkpoint::prune(run_dir)?;
+                saved = true;
                 let dir = checkpoint::checkpoints_dir(run_dir).join(&pointer.dir);
                 on_event(&Event::Checkpoint { name: "best", dir });
             }
             validations.push(validation);
         }
-        let saved = checkpoint::read_pointer(run_dir, "last")?.is_some_and(|p| p.step == step);
         if (step.is_multiple_of(config.run.checkpoint_every) || end) && !saved {
             let pointer = save_checkpoint(&state, &phi, &optim, &theta)?;
             checkpoint::write_pointer(run_dir, "last", &pointer)?;
@@ -604,34 +605,6 @@ pub fn meta_train<B: Backend>(
         }
     }
     Ok(TrainSummary { step: state.step, finished: state.step >= total, validations })
-}
-
-/// Makes `best.json` agree with the resumed state: a run killed between pointing `last` and
-/// `best` at a new best leaves `best` one best behind (it is rewritten from `last`); a `best`
-/// ahead of the resumed state (left by an older camels, which wrote `best` first) is removed, as the
-/// resumed run finds that best again.
-fn reconcile_best(run_dir: &Path, last: &Pointer, state: &TrainState) -> Result<()> {
-    let best = checkpoint::read_pointer(run_dir, "best")?;
-    let wanted = state.best.map(|(_, step)| step);
-    if best.as_ref().map(|p| p.step) == wanted {
-        return Ok(());
-    }
-    if wanted == Some(last.step) {
-        checkpoint::write_pointer(run_dir, "best", last)
-    } else if best.is_some_and(|p| p.step > state.step) {
-        remove_pointer(run_dir, "best")
-    } else {
-        Ok(())
-    }
-}
-
-/// Removes `checkpoints/{name}.json` if present.
-fn remove_pointer(run_dir: &Path, name: &str) -> Result<()> {
-    let path = checkpoint::checkpoints_dir(run_dir).join(format!("{name}.json"));
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
-        _ => Ok(()),
-    }
 }
 
 fn write_weight_pages(

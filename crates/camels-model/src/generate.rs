@@ -94,10 +94,7 @@ impl<B: Backend> Decoder<'_, B> {
         // Only the last position's logits are needed: projecting a whole prompt onto the
         // vocabulary would cost T times as much.
         let c = hidden.dims()[2];
-        let last = hidden.narrow(1, len - 1, 1).reshape([self.rows, c]); // [rows, C]
-        // wte · lastᵀ, so that the large [V, C] matrix is read as stored, not transposed.
-        let wte = self.model.transformer.wte.weight.val(); // [V, C]
-        let last = wte.matmul(last.transpose()).transpose(); // [rows, V]
+        let last = self.model.lm_head_rows(hidden.narrow(1, len - 1, 1).reshape([self.rows, c])); // [rows, V]
         Ok(log_softmax(last, 1).into_data().convert::<f32>().to_vec::<f32>().expect("f32 logits"))
     }
 

@@ -545,6 +545,15 @@ impl<B: Backend> Gpt2LmHead<B> {
         hidden.reshape([batch * len, c]).matmul(wte.transpose()).reshape([batch, len, vocab])
     }
 
+    /// The tied LM head on a few rows (decoding), as wte · hᵀ, so that the `[V, C]` embedding is
+    /// read as stored rather than transposed; the same values as [`Self::lm_head`].
+    ///
+    /// # Shapes
+    /// `hidden` `[R, C]` → `[R, V]`.
+    pub fn lm_head_rows(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.transformer.wte.weight.val().matmul(hidden.transpose()).transpose()
+    }
+
     /// Vocabulary size V.
     pub fn vocab_size(&self) -> usize {
         self.transformer.wte.weight.dims()[0]
