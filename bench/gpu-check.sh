@@ -131,7 +131,7 @@ bench meta_distilgpt2 120 meta-step --preset distilgpt2 --iters 2
 [ "$DEV" != wgpu ] && run check_wgpu 70 "$BIN" check --device wgpu --fixtures "$FX" --json "$WORK/check_wgpu.json"
 bench adapt_gpt2xl 90 adapt-step --preset gpt2-xl --iters 3
 run adapt_gpt2xl_torch 40 python3 "$TORCH" --device cuda --bench adapt_step --preset gpt2-xl --iters 3 --json "$WORK/adapt_gpt2xl_torch.json"
-bench meta_gpt2large 120 meta-step --preset gpt2-large --iters 1
+bench meta_gpt2large 120 meta-step --preset gpt2-large --iters 1 --store-theta-every 6
 [ "$DEV" = cuda ] && run check_cuda_raw 90 "$BIN" check --device cuda-raw --fixtures "$FX" --json "$WORK/check_cuda_raw.json"
 log "done"
 [ -d "$WORK/cache" ] && tar -czf "$OUT/cubecl-cache.tar.gz" -C "$WORK" cache && log "packed the kernel cache"

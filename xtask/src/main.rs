@@ -81,7 +81,9 @@ fn cargo() -> Command {
 
 fn fixtures(args: &[String]) -> Result<()> {
     let py = python(args);
-    for script in ["tiny_gpt2.py", "gpt2_tokenizer.py", "meta.py", "adapt.py", "tfidf.py", "squad_eval.py"] {
+    for script in
+        ["tiny_gpt2.py", "gpt2_tokenizer.py", "meta.py", "adapt.py", "adafactor.py", "tfidf.py", "squad_eval.py"]
+    {
         run(Command::new(&py).arg(format!("fixtures/gen/{script}")))?;
     }
     Ok(())

@@ -89,7 +89,7 @@ pub struct AdaptArgs {
     /// Learning rate.
     #[arg(long)]
     lr: Option<f64>,
-    /// adam, sgd or ada_grad.
+    /// adam, sgd, ada_grad or adafactor.
     #[arg(long)]
     optimizer: Option<String>,
     /// Clip gradients to this norm.
@@ -134,7 +134,8 @@ fn adapt_config(args: &AdaptArgs) -> Result<AdaptConfig> {
             "adam" => OptimizerKind::Adam,
             "sgd" => OptimizerKind::Sgd,
             "ada_grad" | "adagrad" => OptimizerKind::AdaGrad,
-            other => bail!("unknown optimizer `{other}` (adam, sgd, ada_grad; burn 0.21 has no Adafactor)"),
+            "adafactor" => OptimizerKind::Adafactor,
+            other => bail!("unknown optimizer `{other}` (adam, sgd, ada_grad, adafactor)"),
         };
     }
     config.grad_clip_norm = args.grad_clip.or(config.grad_clip_norm);

@@ -11,7 +11,8 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient, weighting_gradient};
+use camels_meta::adafactor::AdafactorConfig;
+use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient_checkpointed, weighting_gradient};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::{GenerateConfig, generate};
 use camels_model::gpt2::Gpt2Config;
@@ -43,11 +44,15 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// One online-adaptation step: forward, backward and an Adam update of the base LM on one document.
+    /// One online-adaptation step: forward, backward and an Adam (or Adafactor) update of the base LM
+    /// on one document.
     AdaptStep {
         /// Base model size.
         #[arg(long, default_value = "distilgpt2")]
         preset: String,
+        /// adam or adafactor.
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
         /// Document length T.
         #[arg(long, default_value_t = 1024)]
         seq: usize,
@@ -85,6 +90,10 @@ pub enum BenchCommand {
         /// Meta-gradient: exact, central-difference, first-order or full-unroll.
         #[arg(long, default_value = "exact")]
         mode: String,
+        /// Store θ_k for every S-th inner step and recompute the others (1: store all; ≥ K: θ₀ only;
+        /// full-unroll ignores it).
+        #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        store_theta_every: usize,
         /// Timed iterations after one warm-up.
         #[arg(long, default_value_t = 2)]
         iters: usize,
@@ -153,8 +162,12 @@ pub struct StepResult {
     pub bench: &'static str,
     pub device: String,
     pub preset: String,
+    /// The base LM's optimizer (adaptation steps only).
+    pub optimizer: Option<String>,
     pub weighting: Option<String>,
     pub mode: Option<String>,
+    /// The meta-step's `store_theta_every` (meta-steps only).
+    pub store_theta_every: Option<usize>,
     pub docs: usize,
     pub seq: usize,
     pub threads: usize,
@@ -205,16 +218,23 @@ pub fn run(command: BenchCommand) -> Result<()> {
             };
             emit(&result, json)
         }
-        BenchCommand::AdaptStep { preset, seq, iters, device, json } => {
+        BenchCommand::AdaptStep { preset, optimizer, seq, iters, device, json } => {
             let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
-            let (warmup_seconds, seconds) = run_on(device, AdaptStep { config, seq, iters })?;
+            let adafactor = match optimizer.as_str() {
+                "adam" => false,
+                "adafactor" => true,
+                other => anyhow::bail!("unknown --optimizer `{other}`: adam or adafactor"),
+            };
+            let (warmup_seconds, seconds) = run_on(device, AdaptStep { config, seq, iters, adafactor })?;
             let median_seconds = median(&seconds);
             let result = StepResult {
                 bench: "adapt_step",
                 device: device.to_string(),
                 preset,
+                optimizer: Some(optimizer),
                 weighting: None,
                 mode: None,
+                store_theta_every: None,
                 docs: 1,
                 seq,
                 threads: threads(),
@@ -226,7 +246,19 @@ pub fn run(command: BenchCommand) -> Result<()> {
             };
             emit(&result, json)
         }
-        BenchCommand::MetaStep { preset, weighting, docs, seq, qa_len, loc_len, mode, iters, device, json } => {
+        BenchCommand::MetaStep {
+            preset,
+            weighting,
+            docs,
+            seq,
+            qa_len,
+            loc_len,
+            mode,
+            store_theta_every,
+            iters,
+            device,
+            json,
+        } => {
             let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
             let trunk = Gpt2Config::preset(&weighting).with_context(|| format!("unknown preset `{weighting}`"))?;
             let meta_mode = match mode.as_str() {
@@ -236,15 +268,17 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 "full-unroll" => MetaGradMode::FullUnroll,
                 other => anyhow::bail!("unknown --mode `{other}`: exact, central-difference, first-order, full-unroll"),
             };
-            let job = MetaStep { config, trunk, docs, seq, qa_len, loc_len, mode: meta_mode, iters };
+            let job = MetaStep { config, trunk, docs, seq, qa_len, loc_len, mode: meta_mode, store_theta_every, iters };
             let (warmup_seconds, seconds) = run_on(device, job)??;
             let median_seconds = median(&seconds);
             let result = StepResult {
                 bench: "meta_step",
+                optimizer: None,
                 device: device.to_string(),
                 preset,
                 weighting: Some(weighting),
                 mode: Some(mode),
+                store_theta_every: Some(store_theta_every),
                 docs,
                 seq,
                 threads: threads(),
@@ -344,14 +378,29 @@ struct AdaptStep {
     config: Gpt2Config,
     seq: usize,
     iters: usize,
+    adafactor: bool,
 }
 
 impl BackendJob for AdaptStep {
     type Output = (f64, Vec<f64>);
     fn run<B: Backend>(self, device: B::Device) -> (f64, Vec<f64>) {
+        type M<B> = camels_model::gpt2::Gpt2LmHead<Autodiff<B>>;
+        if self.adafactor {
+            self.steps::<B, _>(AdafactorConfig::default().init::<Autodiff<B>, M<B>>(), device)
+        } else {
+            self.steps::<B, _>(AdamConfig::new().init::<Autodiff<B>, M<B>>(), device)
+        }
+    }
+}
+
+impl AdaptStep {
+    fn steps<B: Backend, O: Optimizer<camels_model::gpt2::Gpt2LmHead<Autodiff<B>>, Autodiff<B>>>(
+        self,
+        mut optim: O,
+        device: B::Device,
+    ) -> (f64, Vec<f64>) {
         type A<B> = Autodiff<B>;
         let mut model = Some(self.config.init::<A<B>>(&device));
-        let mut optim = AdamConfig::new().init::<A<B>, camels_model::gpt2::Gpt2LmHead<A<B>>>();
         let ids = random_ids::<A<B>>(1, self.seq, self.config.vocab_size, &device); // [1, T]
         let mask = Tensor::<A<B>, 2>::ones([1, self.seq], &device); // [1, T]
         timed(self.iters, || {
@@ -380,6 +429,7 @@ struct MetaStep {
     qa_len: usize,
     loc_len: usize,
     mode: MetaGradMode,
+    store_theta_every: usize,
     iters: usize,
 }
 
@@ -412,7 +462,7 @@ impl BackendJob for MetaStep {
             let model = phi.take().expect("weighting model");
             let weights: Vec<Tensor<B, 2>> =
                 problem.docs.iter().map(|d| model.valid().forward(d.ids(&device), d.mask(&device))).collect();
-            let step = meta_gradient(&base, &weights, &problem, self.mode)
+            let step = meta_gradient_checkpointed(&base, &weights, &problem, self.mode, self.store_theta_every)
                 .and_then(|g| weighting_gradient(&model, &problem.docs, &g.dj_dw, &device));
             let model = match step {
                 Ok(grads) => optim.step(1e-5, model, grads),

@@ -2,10 +2,10 @@
 //! loss weights (uniform, TF-IDF, salient spans or a CaMeLS weighting model, see
 //! [`crate::strategy`]).
 //!
-//! One optimizer (Adam by default, SGD or AdaGrad; burn 0.21 has no Adafactor) runs over the whole
-//! stream, so its moments carry from document to document, as in the paper. `batch_size` documents
-//! make a micro-batch; `grad_accumulation` micro-batches make one optimizer step (the loss of each is
-//! divided by `grad_accumulation`); the stream is repeated `epochs` times.
+//! One optimizer (Adam by default, SGD, AdaGrad, or [`crate::adafactor`]'s Adafactor) runs over the
+//! whole stream, so its moments carry from document to document, as in the paper. `batch_size`
+//! documents make a micro-batch; `grad_accumulation` micro-batches make one optimizer step (the loss
+//! of each is divided by `grad_accumulation`); the stream is repeated `epochs` times.
 //!
 //! A micro-batch whose document has a NaN or infinite loss drops that document (counted and
 //! reported, never stepped on). Every `checkpoint_every` documents, at a step boundary, the model
@@ -27,6 +27,7 @@ use camels_model::hf::write_atomic;
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use serde::{Deserialize, Serialize};
 
+use crate::adafactor::AdafactorConfig;
 use crate::error::{MetaError, Result};
 use crate::eval::to_f64;
 
@@ -41,6 +42,9 @@ pub enum OptimizerKind {
     Sgd,
     /// AdaGrad (ε from the config).
     AdaGrad,
+    /// Adafactor with HF's defaults and the given lr (`relative_step=False`, `scale_parameter=True`,
+    /// no first moment); see [`crate::adafactor`].
+    Adafactor,
 }
 
 /// Options of online adaptation. TOML/JSON with these field names; every field has a default.
@@ -51,7 +55,7 @@ pub struct AdaptConfig {
     pub optimizer: OptimizerKind,
     /// Learning rate.
     pub lr: f64,
-    /// Adam's β₁.
+    /// Adam's β₁ (Adafactor keeps HF's defaults: no first moment, ε = (1e-30, 1e-3)).
     pub beta1: f32,
     /// Adam's β₂.
     pub beta2: f32,
@@ -289,6 +293,11 @@ pub fn adapt<B: AutodiffBackend>(
             let optim = AdaGradConfig::new()
                 .with_epsilon(config.epsilon)
                 .with_grad_clipping(config.clipping())
+                .init::<B, Gpt2LmHead<B>>();
+            run(model, optim, docs, config, control)
+        }
+        OptimizerKind::Adafactor => {
+            let optim = AdafactorConfig { grad_clipping: config.clipping(), ..AdafactorConfig::default() }
                 .init::<B, Gpt2LmHead<B>>();
             run(model, optim, docs, config, control)
         }

@@ -171,6 +171,11 @@ pub struct InnerSection {
     pub reduction: Reduction,
     /// How the meta-gradient is computed.
     pub grad_mode: GradMode,
+    /// Keep θ_k for every `store_theta_every`-th inner step and recompute the others in the adjoint
+    /// sweep: 1 keeps all K (the fastest); K or more keeps θ₀ only, which saves K − 2 base-LM copies
+    /// for K(K−1)/2 extra first-order steps. On a deterministic backend (the CPU one is tested) the
+    /// meta-gradient is the same bit for bit; it may change on resume.
+    pub store_theta_every: usize,
 }
 
 impl Default for InnerSection {
@@ -181,6 +186,7 @@ impl Default for InnerSection {
             reset_base_every: 24,
             reduction: Reduction::MeanPadded,
             grad_mode: GradMode::Exact,
+            store_theta_every: 1,
         }
     }
 }
@@ -349,6 +355,7 @@ impl MetaTrainConfig {
         let positive = [
             ("inner.update_batch_size", self.inner.update_batch_size),
             ("inner.reset_base_every", self.inner.reset_base_every),
+            ("inner.store_theta_every", self.inner.store_theta_every),
             ("outer.grad_acc", self.outer.grad_acc),
             ("run.steps", self.run.steps),
             ("run.val_every", self.run.val_every),

@@ -6,7 +6,8 @@
 //!   central differences, first order), with the reference's full unroll as an oracle;
 //! - [`params`]: parameter-space vector operations on burn modules;
 //! - [`parity`]: the fixture parity checks, runnable on any backend (`camels-cli check`);
-//! - [`adapt`]: online adaptation of a base LM on a document stream (Adam/SGD/AdaGrad, exact resume);
+//! - [`adapt`]: online adaptation of a base LM on a document stream (Adam, SGD, AdaGrad or
+//!   [`adafactor`], exact resume);
 //! - [`strategy`]: the token-weighting strategies (uniform, TF-IDF, salient spans, CaMeLS);
 //! - [`eval`]: QA evaluation (generation, EM/F1, answer NLL, unrelated-text perplexity);
 //! - [`config`], [`train`], [`checkpoint`], [`viz`]: the meta-training loop, its TOML configuration,
@@ -38,6 +39,7 @@
 //! assert_eq!(grad.dj_dw[0][0], 0.0); // token 0 is never a target
 //! ```
 
+pub mod adafactor;
 pub mod adapt;
 pub mod checkpoint;
 pub mod config;

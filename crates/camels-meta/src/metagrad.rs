@@ -15,8 +15,12 @@
 //! [`MetaGradMode::FirstOrder`] (no HVP; two forwards per step), [`MetaGradMode::FullUnroll`]
 //! (the reference's second-order graph through all K steps; a test oracle for small models).
 //!
-//! Parameter copies alive at once, outside full unroll: θ₀ … θ_{K−1} (K), θ_K, λ, and the two
-//! gradients of one step (Hλ and the inner gradient, or ∇L at θ+ and θ−): K + 4.
+//! Parameter copies alive at once, outside full unroll: the stored θ_k, θ_K, λ, and the two
+//! gradients of one step (Hλ and the inner gradient, or ∇L at θ+ and θ−). With every θ₀ … θ_{K−1}
+//! stored ([`meta_gradient`]) that is K + 4. [`meta_gradient_checkpointed`] stores only every
+//! `store_every`-th θ_k and recomputes the others in the adjoint sweep from the nearest stored one:
+//! ⌈K / s⌉ stored, one recomputed (s > 1) and the 4 others, for Σ_k (k mod s) extra first-order
+//! inner steps (s ≥ K: 6 copies at any K, for K(K−1)/2 extra steps).
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
@@ -188,12 +192,25 @@ fn normaliser(doc: &Rows, reduction: Reduction) -> f64 {
     }
 }
 
-/// dJ/dw for all K documents (`weights[k]` is `[1, T]`), by `mode`.
+/// dJ/dw for all K documents (`weights[k]` is `[1, T]`), by `mode`, with every θ_k stored.
 pub fn meta_gradient<B: Backend>(
     theta0: &Gpt2LmHead<B>,
     weights: &[Tensor<B, 2>],
     problem: &MetaProblem,
     mode: MetaGradMode,
+) -> Result<MetaGradient<B>> {
+    meta_gradient_checkpointed(theta0, weights, problem, mode, 1)
+}
+
+/// [`meta_gradient`] storing only θ_k for k a multiple of `store_every` (1: all, the fastest;
+/// ≥ K: θ₀ only, the leanest) and recomputing the others in the adjoint sweep: bit for bit on a
+/// deterministic backend (tested on CPU; a GPU's autotuned kernels may round differently).
+pub fn meta_gradient_checkpointed<B: Backend>(
+    theta0: &Gpt2LmHead<B>,
+    weights: &[Tensor<B, 2>],
+    problem: &MetaProblem,
+    mode: MetaGradMode,
+    store_every: usize,
 ) -> Result<MetaGradient<B>> {
     if weights.len() != problem.docs.len() {
         return Err(MetaError::Shape(format!("{} weight rows for {} documents", weights.len(), problem.docs.len())));
@@ -203,17 +220,19 @@ pub fn meta_gradient<B: Backend>(
     }
     let alpha = problem.inner_lr;
     let device = weights.first().map(|w| w.device()).unwrap_or_default();
+    let store_every = store_every.max(1);
 
-    // Forward: θ₀ … θ_K, one first-order backward per document.
-    let mut thetas = vec![theta0.clone()];
-    for (doc, w) in problem.docs.iter().zip(weights) {
-        let theta = thetas.last().expect("θ₀").clone();
-        let model: Gpt2LmHead<X<B>> = lift(theta.clone());
-        let (loss, _) = inner_loss(&model, doc, Tensor::from_inner(w.clone()), problem.reduction);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        thetas.push(theta.map(&mut SgdStep { grads: &grads, lr: alpha }));
+    // Forward: θ₀ … θ_K, one first-order backward per document; θ_k kept where k is a multiple of
+    // `store_every` (θ₀ is the caller's and costs no copy).
+    let mut stored: Vec<Option<Gpt2LmHead<B>>> = vec![None; problem.docs.len()];
+    let mut theta = theta0.clone();
+    for (k, doc) in problem.docs.iter().enumerate() {
+        if k.is_multiple_of(store_every) {
+            stored[k] = Some(theta.clone());
+        }
+        theta = inner_step(theta, doc, weights[k].clone(), problem);
     }
-    let theta_k = thetas.pop().expect("θ_K");
+    let theta_k = theta;
 
     // λ = ∇J(θ_K).
     let pre_logits = theta0.forward(problem.locality.ids::<B>(&device));
@@ -225,7 +244,16 @@ pub fn meta_gradient<B: Backend>(
     // Adjoint, k = K..1.
     let mut dj_dw = vec![Vec::new(); problem.docs.len()];
     for k in (0..problem.docs.len()).rev() {
-        let (doc, theta) = (&problem.docs[k], &thetas[k]);
+        let doc = &problem.docs[k];
+        let theta = &match stored[k].take() {
+            Some(theta) => theta,
+            None => {
+                // Recompute θ_k from the nearest stored θ_j, j < k (dropped once k = j).
+                let j = k - k % store_every;
+                let from = stored[j].clone().expect("θ_j stored on the forward pass");
+                (j..k).fold(from, |theta, i| inner_step(theta, &problem.docs[i], weights[i].clone(), problem))
+            }
+        };
         let (dsdw, h_lambda) = match mode {
             MetaGradMode::Exact => exact_step(theta, weights[k].clone(), doc, &lambda, problem.reduction),
             MetaGradMode::CentralDifference { h_rel } => {
@@ -242,6 +270,14 @@ pub fn meta_gradient<B: Backend>(
         }
     }
     Ok(MetaGradient { dj_dw, outer, theta_k })
+}
+
+/// θ − α ∇L(θ; w): one weighted SGD step on `doc`, by one first-order backward.
+fn inner_step<B: Backend>(theta: Gpt2LmHead<B>, doc: &Rows, w: Tensor<B, 2>, problem: &MetaProblem) -> Gpt2LmHead<B> {
+    let model: Gpt2LmHead<X<B>> = lift(theta.clone());
+    let (loss, _) = inner_loss(&model, doc, Tensor::from_inner(w), problem.reduction);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    theta.map(&mut SgdStep { grads: &grads, lr: problem.inner_lr })
 }
 
 /// ∂⟨∇L(θ; w), λ⟩/∂w and H(θ)λ by one double backward.
@@ -344,15 +380,18 @@ fn full_unroll<B: Backend>(
     Ok(MetaGradient { dj_dw, outer, theta_k: theta_x.valid() })
 }
 
-/// dJ/dφ = Σ_k (∂w_k/∂φ)ᵀ · dJ/dw_k: one backward through the weighting model of the surrogate
-/// Σ_k ⟨dJ/dw_k, w_k(φ)⟩ (dJ/dw held constant).
+/// dJ/dφ = Σ_k (∂w_k/∂φ)ᵀ · dJ/dw_k: one backward per document through the weighting model of
+/// ⟨dJ/dw_k, w_k(φ)⟩ (dJ/dw held constant), summed, so that one document's graph is alive at a time.
 pub fn weighting_gradient<A: burn::tensor::backend::AutodiffBackend>(
     model: &camels_model::weighting::WeightingModel<A>,
     docs: &[Rows],
     dj_dw: &[Vec<f32>],
     device: &A::Device,
 ) -> Result<GradientsParams> {
-    let mut surrogate: Option<Tensor<A, 1>> = None;
+    if docs.is_empty() || docs.len() != dj_dw.len() {
+        return Err(MetaError::Shape(format!("{} weight-gradient rows for {} documents", dj_dw.len(), docs.len())));
+    }
+    let mut sum = burn::optim::GradientsAccumulator::new();
     for (doc, a) in docs.iter().zip(dj_dw) {
         if a.len() != doc.batch * doc.len {
             return Err(MetaError::Shape(format!(
@@ -364,12 +403,7 @@ pub fn weighting_gradient<A: burn::tensor::backend::AutodiffBackend>(
         }
         let w = model.forward(doc.ids(device), doc.mask(device)); // [1, T]
         let a = Tensor::<A, 2>::from_data(TensorData::new(a.clone(), [doc.batch, doc.len]), device);
-        let term = (w * a).sum();
-        surrogate = Some(match surrogate {
-            Some(s) => s + term,
-            None => term,
-        });
+        sum.accumulate(model, GradientsParams::from_grads((w * a).sum().backward(), model));
     }
-    let surrogate = surrogate.ok_or_else(|| MetaError::Shape("no documents".into()))?;
-    Ok(GradientsParams::from_grads(surrogate.backward(), model))
+    Ok(sum.grads())
 }

@@ -5,7 +5,7 @@
 //! One meta-step s (K = `update_batch_size` documents):
 //! ```text
 //! w_k = φ(d_k)                       (k = 1..K, one batched forward)
-//! dJ/dw, θ_K = meta_gradient(θ, w)   (θ: the carried base LM)
+//! dJ/dw, θ_K = meta_gradient(θ, w)  (θ: the carried base LM; θ_k recomputed per store_theta_every)
 //! acc += ∂⟨dJ/dw, w(φ)⟩/∂φ / grad_acc
 //! every grad_acc steps: φ ← Adam(φ, acc) (clipped), acc ← 0
 //! θ ← θ_K; after reset_base_every documents θ ← θ₀
@@ -40,7 +40,7 @@ use serde::Serialize;
 use crate::checkpoint::{self, Pointer, TrainState, stable_param_ids};
 use crate::config::{MetaTrainConfig, expand_path};
 use crate::error::{MetaError, Result};
-use crate::metagrad::{MetaProblem, OuterLoss, Rows, meta_gradient, weighting_gradient};
+use crate::metagrad::{MetaProblem, OuterLoss, Rows, meta_gradient_checkpointed, weighting_gradient};
 use crate::params::{SgdStep, lift, scalar};
 use crate::viz::{DocView, html_page, png_heatmap, token_views};
 
@@ -432,11 +432,13 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
 }
 
 /// The resolved configuration with the keys that may change between a run and its resumption
-/// (`run.steps`, `run.stop_after`) cleared.
+/// (`run.steps`, `run.stop_after`, and `inner.store_theta_every`, which trades memory for time
+/// without changing the result) cleared.
 fn resumable(config: &MetaTrainConfig) -> MetaTrainConfig {
     let mut c = config.clone();
     c.run.steps = 0;
     c.run.stop_after = 0;
+    c.inner.store_theta_every = 1;
     c
 }
 
@@ -457,8 +459,8 @@ pub fn meta_train<B: Backend>(
             return Err(MetaError::Config {
                 path: config_path,
                 field: "*".into(),
-                reason: "the run directory holds a run with a different configuration (only run.steps and \
-                         run.stop_after may change on resume)"
+                reason: "the run directory holds a run with a different configuration (only run.steps, \
+                         run.stop_after and inner.store_theta_every may change on resume)"
                     .into(),
             });
         }
@@ -528,7 +530,7 @@ pub fn meta_train<B: Backend>(
 
         let weights = doc_weights(&phi.valid(), &docs, device); // K × [1, T]
         let weight_mean = weights.iter().map(|w| scalar(w.clone().mean())).sum::<f64>() / k as f64;
-        let grad = meta_gradient(&theta, &weights, &problem, mode)?;
+        let grad = meta_gradient_checkpointed(&theta, &weights, &problem, mode, config.inner.store_theta_every)?;
         let scale = 1.0 / config.outer.grad_acc as f32;
         let dj_dw: Vec<Vec<f32>> = grad.dj_dw.iter().map(|a| a.iter().map(|x| x * scale).collect()).collect();
         let phi_grads = weighting_gradient(&phi, &problem.docs, &dj_dw, device)?;

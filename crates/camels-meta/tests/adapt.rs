@@ -1,9 +1,11 @@
-//! Online adaptation: uniform Adam against PyTorch (fixture from `python fixtures/gen/adapt.py`),
+//! Online adaptation: uniform Adam and Adafactor against PyTorch (fixtures from
+//! `python fixtures/gen/adapt.py` and `adafactor.py`),
 //! kill-and-resume equality, non-finite documents skipped, and the weighting strategies.
 
 #[path = "../../camels-model/tests/common/mod.rs"]
 mod common;
 
+use camels_meta::adafactor::AdafactorConfig;
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, RunControl, WeightedDoc, adapt};
 use camels_model::gpt2::Gpt2LmHead;
 use camels_model::hf::{load_gpt2, module_tensors};
@@ -66,6 +68,87 @@ fn uniform_adam_matches_pytorch() {
     }
 }
 
+/// One Adafactor step per fixture document (mean CE over the T − 1 positions), as the fixture's
+/// PyTorch loop does; the losses before each step.
+fn adafactor_losses(
+    config: AdafactorConfig,
+    lr: f64,
+    model: Gpt2LmHead<Ad>,
+    docs: &[WeightedDoc],
+) -> (Vec<f64>, Gpt2LmHead<Ad>) {
+    use burn::optim::{GradientsParams, Optimizer};
+    use burn::prelude::*;
+    let device = Default::default();
+    let mut optim = config.init::<Ad, Gpt2LmHead<Ad>>();
+    let mut model = model;
+    let mut losses = Vec::new();
+    for doc in docs {
+        let ids: Vec<i64> = doc.ids.iter().map(|&t| i64::from(t)).collect();
+        let ids = Tensor::<Ad, 2, Int>::from_data(TensorData::new(ids, [1, doc.ids.len()]), &device);
+        let loss = camels_model::loss::token_cross_entropy(model.forward(ids.clone()), ids).mean();
+        losses.push(f64::from(loss.clone().into_scalar()));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+    }
+    (losses, model)
+}
+
+#[test]
+fn adafactor_matches_hf_transformers() {
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("adapt/uniform_adafactor.json")).unwrap())
+            .unwrap();
+    let params = Reference::open(fixtures().join("adapt/uniform_adafactor.safetensors"));
+    let docs = fixture_docs(&f);
+    let lr = f["lr"].as_f64().unwrap();
+    let beta1 = AdafactorConfig { beta1: Some(0.9), scale_parameter: false, ..AdafactorConfig::default() };
+    for (case, config) in [("hf_default", AdafactorConfig::default()), ("beta1_unscaled", beta1)] {
+        let expected: Vec<f64> =
+            f["cases"][case]["loss_before_step"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let (losses, model) = adafactor_losses(config, lr, tiny(), &docs);
+        for (mine, theirs) in losses.iter().zip(&expected) {
+            assert!((mine - theirs).abs() < 1e-4, "{case}: loss {mine} vs torch {theirs}");
+        }
+        let mut worst = (0.0f32, String::new());
+        for (name, (_, mut values)) in module_tensors(&model) {
+            let mut theirs = params.f32(&format!("{case}.{name}"));
+            let mut tolerance = 1e-5;
+            if name.ends_with("attn.c_attn.bias") {
+                // The key bias adds q·b_k to every score of a query, which softmax ignores: its exact
+                // gradient is 0, each framework's is rounding noise, and Adafactor's g/√(g² + 1e-30)
+                // turns noise into a step of up to full size and either sign. Compare the query and
+                // value biases, within 1e-4: the noise still enters their update through rms(u).
+                let c = values.len() / 3;
+                values.drain(c..2 * c);
+                theirs.drain(c..2 * c);
+                tolerance = 1e-4;
+            }
+            let scale = theirs.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let err = max_abs_diff(&values, &theirs) / scale;
+            assert!(err < tolerance, "{case}: {name} differs by {err:.2e} of its largest value");
+            if err > worst.0 {
+                worst = (err, name);
+            }
+        }
+        eprintln!(
+            "{case}: parameters after 3 steps within {:.2e} (of the tensor's largest value) at {}",
+            worst.0, worst.1
+        );
+    }
+    // `adapt --optimizer adafactor` is the first case.
+    let config = AdaptConfig {
+        optimizer: OptimizerKind::Adafactor,
+        lr,
+        reduction: Reduction::MeanPadded,
+        ..AdaptConfig::tiny()
+    };
+    let (_, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+    let expected = f["cases"]["hf_default"]["loss_before_step"].as_array().unwrap();
+    for (mine, theirs) in report.losses.iter().zip(expected) {
+        assert!((mine.loss - theirs.as_f64().unwrap()).abs() < 1e-4, "adapt: {} vs {theirs}", mine.loss);
+    }
+}
+
 fn stream() -> Vec<WeightedDoc> {
     let f = fixture();
     let mut docs = fixture_docs(&f);
@@ -123,6 +206,28 @@ fn killed_and_resumed_run_ends_with_the_unbroken_weights() {
     // A checkpoint of another stream is refused.
     let control = RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
     assert!(adapt(tiny(), &docs[..4], &config, control).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_adafactor_run_resumes_with_its_factored_moments() {
+    // The checkpoint must carry Adafactor's per-tensor state (step, row and column moments, or a
+    // full moment for biases) for the resumed run to end where the unbroken one does.
+    let docs = stream();
+    let config = AdaptConfig { optimizer: OptimizerKind::Adafactor, lr: 1e-2, checkpoint_every: 2, ..torch_adam() };
+    let dir = scratch("adapt-resume-adafactor");
+    let (unbroken, _) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+    let control = RunControl { checkpoint_dir: Some(dir.clone()), stop_after: Some(3), ..RunControl::default() };
+    let (_, killed) = adapt(tiny(), &docs, &config, control).unwrap();
+    assert!(!killed.finished);
+    let control = RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
+    let (resumed, report) = adapt(tiny(), &docs, &config, control).unwrap();
+    assert_eq!(report.resumed_from, Some(2));
+    assert_eq!(max_param_diff(&resumed, &unbroken), 0.0);
+    // Without the moments (a fresh optimizer from document 2 on), the result differs.
+    let (first_two, _) = adapt(tiny(), &docs[..2], &config, RunControl::default()).unwrap();
+    let (restarted, _) = adapt(first_two, &docs[2..], &config, RunControl::default()).unwrap();
+    assert!(max_param_diff(&restarted, &unbroken) > 1e-4);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,13 +1,15 @@
 //! The meta-gradient against PyTorch's full-unroll double backward (fixtures from
 //! `python fixtures/gen/meta.py`), against burn's own full unroll, against brute-force
-//! perturbation of single weights, and first order vs exact as α → 0.
+//! perturbation of single weights, first order vs exact as α → 0, and recomputed θ_k vs stored.
 
 #[path = "../../camels-model/tests/common/mod.rs"]
 mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient, weighting_gradient};
+use camels_meta::metagrad::{
+    MetaGradMode, MetaProblem, Rows, meta_gradient, meta_gradient_checkpointed, weighting_gradient,
+};
 use camels_model::gpt2::{Gpt2Config, Gpt2LmHead};
 use camels_model::hf::{HfGpt2Config, load_gpt2, load_module};
 use camels_model::loss::Reduction;
@@ -232,4 +234,21 @@ fn no_graph_is_needed_for_a_random_tiny_model_either() {
     assert!(err < 1e-4, "exact vs full unroll {err:.2e}");
     // Padding and token 0 get no gradient.
     assert!(exact.dj_dw.iter().all(|d| d[0] == 0.0 && d[5] == 0.0));
+}
+
+#[test]
+fn recomputing_the_inner_parameters_gives_the_stored_result_bit_for_bit() {
+    let theta0 = base();
+    let c = case(3);
+    let params = |m: &Gpt2LmHead<Cpu>| camels_model::hf::module_tensors(m).into_values().collect::<Vec<_>>();
+    for mode in [MetaGradMode::Exact, MetaGradMode::central_difference()] {
+        let stored = meta_gradient(&theta0, &c.weights, &c.problem, mode).unwrap();
+        assert!(stored.dj_dw.iter().flatten().any(|x| *x != 0.0));
+        for store_every in [2, 3, 100] {
+            let ours = meta_gradient_checkpointed(&theta0, &c.weights, &c.problem, mode, store_every).unwrap();
+            assert_eq!(ours.dj_dw, stored.dj_dw, "{mode:?}, θ stored every {store_every}");
+            assert_eq!(ours.outer, stored.outer);
+            assert_eq!(params(&ours.theta_k), params(&stored.theta_k));
+        }
+    }
 }
