@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--bench", default="forward_backward", choices=["forward_backward", "adapt_step", "generate"])
     ap.add_argument("--new-tokens", type=int, default=16)
     ap.add_argument("--num-beams", type=int, default=1)
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16", "f16"],
+                    help="bf16/f16: the forward under torch.autocast (PyTorch's mixed precision)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,8 +66,10 @@ def main():
         if args.bench == "generate":
             return generate_step()
         start = time.perf_counter()
-        logits = model(ids).logits
-        loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, cfg.vocab_size), ids[:, 1:].reshape(-1))
+        half = {"bf16": torch.bfloat16, "f16": torch.float16}.get(args.precision)
+        with torch.autocast(device_type=args.device, dtype=half or torch.float32, enabled=half is not None):
+            logits = model(ids).logits
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, cfg.vocab_size), ids[:, 1:].reshape(-1))
         loss.backward()
         if optim is not None:
             optim.step()
@@ -78,7 +82,8 @@ def main():
     med = statistics.median(seconds)
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     result = dict(bench=args.bench, implementation=f"pytorch {torch.__version__} + transformers {transformers.__version__}",
-                  device=device, preset=args.preset, batch=args.batch, seq=args.seq, threads=args.threads,
+                  device=device, preset=args.preset, precision=args.precision, batch=args.batch, seq=args.seq,
+                  threads=args.threads,
                   iters=args.iters, warmup_seconds=warmup, seconds=seconds, median_seconds=med,
                   tokens_per_second=args.batch * args.seq / med)
     if args.bench == "generate":

@@ -16,7 +16,7 @@ use camels_meta::eval::{
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::Decoding;
-use camels_model::gpt2::Gpt2LmHead;
+use camels_model::gpt2::{Gpt2LmHead, MatmulPrecision};
 use camels_model::hf::{load_gpt2, save_gpt2};
 use camels_model::tokenizer::Gpt2Tokenizer;
 use clap::Args;
@@ -95,6 +95,10 @@ pub struct AdaptArgs {
     /// Clip gradients to this norm.
     #[arg(long)]
     grad_clip: Option<f32>,
+    /// Element type of the matrix products while adapting: f32, bf16 or f16 (mixed precision;
+    /// weights and optimizer state stay f32).
+    #[arg(long)]
+    precision: Option<MatmulPrecision>,
     /// Documents per micro-batch.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -139,6 +143,7 @@ fn adapt_config(args: &AdaptArgs) -> Result<AdaptConfig> {
         };
     }
     config.grad_clip_norm = args.grad_clip.or(config.grad_clip_norm);
+    config.matmul_precision = args.precision.unwrap_or(config.matmul_precision);
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.grad_accumulation = args.grad_accumulation.unwrap_or(config.grad_accumulation);
     config.epochs = args.epochs.unwrap_or(config.epochs);

@@ -15,7 +15,7 @@ use camels_meta::adafactor::AdafactorConfig;
 use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient_checkpointed, weighting_gradient};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::{GenerateConfig, generate};
-use camels_model::gpt2::Gpt2Config;
+use camels_model::gpt2::{Gpt2Config, MatmulPrecision};
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use camels_model::weighting::WeightingModelConfig;
 use clap::Subcommand;
@@ -37,6 +37,9 @@ pub enum BenchCommand {
         /// Timed iterations after one warm-up.
         #[arg(long, default_value_t = 3)]
         iters: usize,
+        /// Element type of the matrix products: f32, bf16 or f16.
+        #[arg(long, default_value = "f32")]
+        precision: MatmulPrecision,
         /// Device: cpu, wgpu[:N] or cuda[:N].
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -59,6 +62,9 @@ pub enum BenchCommand {
         /// Timed iterations after one warm-up.
         #[arg(long, default_value_t = 3)]
         iters: usize,
+        /// Element type of the matrix products: f32, bf16 or f16.
+        #[arg(long, default_value = "f32")]
+        precision: MatmulPrecision,
         /// Device: cpu, wgpu[:N], cuda[:N], cuda-raw[:N].
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -97,6 +103,9 @@ pub enum BenchCommand {
         /// Timed iterations after one warm-up.
         #[arg(long, default_value_t = 2)]
         iters: usize,
+        /// Element type of the matrix products: f32, bf16 or f16.
+        #[arg(long, default_value = "f32")]
+        precision: MatmulPrecision,
         /// Device: cpu, wgpu[:N], cuda[:N], cuda-raw[:N].
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -164,6 +173,8 @@ pub struct StepResult {
     pub preset: String,
     /// The base LM's optimizer (adaptation steps only).
     pub optimizer: Option<String>,
+    /// Element type of the base LM's matrix products.
+    pub precision: String,
     pub weighting: Option<String>,
     pub mode: Option<String>,
     /// The meta-step's `store_theta_every` (meta-steps only).
@@ -187,6 +198,8 @@ pub struct FwdBwdResult {
     pub implementation: &'static str,
     pub device: String,
     pub preset: String,
+    /// Element type of the matrix products.
+    pub precision: String,
     pub batch: usize,
     pub seq: usize,
     pub threads: usize,
@@ -198,9 +211,9 @@ pub struct FwdBwdResult {
 
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
-        BenchCommand::ForwardBackward { preset, seq, batch, iters, device, json } => {
+        BenchCommand::ForwardBackward { preset, seq, batch, iters, precision, device, json } => {
             let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
-            let job = FwdBwd { config, seq, batch, iters };
+            let job = FwdBwd { config, seq, batch, iters, precision };
             let seconds = run_on(device, job)?;
             let median_seconds = median(&seconds);
             let result = FwdBwdResult {
@@ -208,6 +221,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 implementation: "camels (burn 0.21.0)",
                 device: device.to_string(),
                 preset,
+                precision: precision.to_string(),
                 batch,
                 seq,
                 threads: threads(),
@@ -218,20 +232,21 @@ pub fn run(command: BenchCommand) -> Result<()> {
             };
             emit(&result, json)
         }
-        BenchCommand::AdaptStep { preset, optimizer, seq, iters, device, json } => {
+        BenchCommand::AdaptStep { preset, optimizer, seq, iters, precision, device, json } => {
             let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
             let adafactor = match optimizer.as_str() {
                 "adam" => false,
                 "adafactor" => true,
                 other => anyhow::bail!("unknown --optimizer `{other}`: adam or adafactor"),
             };
-            let (warmup_seconds, seconds) = run_on(device, AdaptStep { config, seq, iters, adafactor })?;
+            let (warmup_seconds, seconds) = run_on(device, AdaptStep { config, seq, iters, adafactor, precision })?;
             let median_seconds = median(&seconds);
             let result = StepResult {
                 bench: "adapt_step",
                 device: device.to_string(),
                 preset,
                 optimizer: Some(optimizer),
+                precision: precision.to_string(),
                 weighting: None,
                 mode: None,
                 store_theta_every: None,
@@ -256,6 +271,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
             mode,
             store_theta_every,
             iters,
+            precision,
             device,
             json,
         } => {
@@ -268,12 +284,24 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 "full-unroll" => MetaGradMode::FullUnroll,
                 other => anyhow::bail!("unknown --mode `{other}`: exact, central-difference, first-order, full-unroll"),
             };
-            let job = MetaStep { config, trunk, docs, seq, qa_len, loc_len, mode: meta_mode, store_theta_every, iters };
+            let job = MetaStep {
+                config,
+                trunk,
+                docs,
+                seq,
+                qa_len,
+                loc_len,
+                mode: meta_mode,
+                store_theta_every,
+                iters,
+                precision,
+            };
             let (warmup_seconds, seconds) = run_on(device, job)??;
             let median_seconds = median(&seconds);
             let result = StepResult {
                 bench: "meta_step",
                 optimizer: None,
+                precision: precision.to_string(),
                 device: device.to_string(),
                 preset,
                 weighting: Some(weighting),
@@ -379,6 +407,7 @@ struct AdaptStep {
     seq: usize,
     iters: usize,
     adafactor: bool,
+    precision: MatmulPrecision,
 }
 
 impl BackendJob for AdaptStep {
@@ -400,7 +429,7 @@ impl AdaptStep {
         device: B::Device,
     ) -> (f64, Vec<f64>) {
         type A<B> = Autodiff<B>;
-        let mut model = Some(self.config.init::<A<B>>(&device));
+        let mut model = Some(self.config.init::<A<B>>(&device).with_precision(self.precision));
         let ids = random_ids::<A<B>>(1, self.seq, self.config.vocab_size, &device); // [1, T]
         let mask = Tensor::<A<B>, 2>::ones([1, self.seq], &device); // [1, T]
         timed(self.iters, || {
@@ -431,6 +460,7 @@ struct MetaStep {
     mode: MetaGradMode,
     store_theta_every: usize,
     iters: usize,
+    precision: MatmulPrecision,
 }
 
 impl BackendJob for MetaStep {
@@ -438,7 +468,7 @@ impl BackendJob for MetaStep {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         type A<B> = Autodiff<B>;
         let vocab = self.config.vocab_size;
-        let base = self.config.init::<B>(&device);
+        let base = self.config.init::<B>(&device).with_precision(self.precision);
         let mut phi = Some(WeightingModelConfig::new().with_trunk(self.trunk.clone()).init::<A<B>>(&device));
         let mut optim = AdamConfig::new().init::<A<B>, camels_model::weighting::WeightingModel<A<B>>>();
         let docs: Vec<Rows> = (0..self.docs).map(|_| random_rows::<B>(1, self.seq, vocab, &device)).collect();
@@ -541,13 +571,14 @@ struct FwdBwd {
     seq: usize,
     batch: usize,
     iters: usize,
+    precision: MatmulPrecision,
 }
 
 impl BackendJob for FwdBwd {
     type Output = Vec<f64>;
     fn run<B: Backend>(self, device: B::Device) -> Vec<f64> {
         type A<B> = Autodiff<B>;
-        let model = self.config.init::<A<B>>(&device);
+        let model = self.config.init::<A<B>>(&device).with_precision(self.precision);
         let ids = random_ids::<A<B>>(self.batch, self.seq, self.config.vocab_size, &device); // [B, T]
         let step = || {
             let start = Instant::now();

@@ -22,7 +22,7 @@ use burn::optim::{AdaGradConfig, AdamConfig, GradientsAccumulator, GradientsPara
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use camels_model::gpt2::Gpt2LmHead;
+use camels_model::gpt2::{Gpt2LmHead, MatmulPrecision};
 use camels_model::hf::write_atomic;
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,9 @@ pub struct AdaptConfig {
     pub reduction: Reduction,
     /// Write a resume checkpoint every this many documents (0: never).
     pub checkpoint_every: usize,
+    /// Element type of the base LM's matrix products while adapting (`f32`, `bf16`, `f16`; see
+    /// [`MatmulPrecision`]); parameters and optimizer state stay f32.
+    pub matmul_precision: MatmulPrecision,
 }
 
 impl Default for AdaptConfig {
@@ -102,6 +105,7 @@ impl AdaptConfig {
             max_doc_tokens: 1024,
             reduction: Reduction::MeanPadded,
             checkpoint_every: 0,
+            matmul_precision: MatmulPrecision::F32,
         }
     }
 
@@ -267,7 +271,8 @@ pub struct RunControl<'a> {
 }
 
 /// Adapts `model` on `docs` in order (see the module docs); resumes from `control.checkpoint_dir`
-/// when it holds a checkpoint of this stream and configuration.
+/// when it holds a checkpoint of this stream and configuration. The matrix products run at
+/// `config.matmul_precision`; the model comes back with the precision it came in with.
 pub fn adapt<B: AutodiffBackend>(
     model: Gpt2LmHead<B>,
     docs: &[WeightedDoc],
@@ -275,7 +280,9 @@ pub fn adapt<B: AutodiffBackend>(
     control: RunControl<'_>,
 ) -> Result<(Gpt2LmHead<B>, AdaptReport)> {
     config.validate()?;
-    match config.optimizer {
+    let precision = model.transformer.precision;
+    let model = model.with_precision(config.matmul_precision);
+    let (model, report) = match config.optimizer {
         OptimizerKind::Adam => {
             let optim = AdamConfig::new()
                 .with_beta_1(config.beta1)
@@ -301,7 +308,8 @@ pub fn adapt<B: AutodiffBackend>(
                 .init::<B, Gpt2LmHead<B>>();
             run(model, optim, docs, config, control)
         }
-    }
+    }?;
+    Ok((model.with_precision(precision), report))
 }
 
 /// The checkpoint's `state.json`: where the stream stands and which files hold the state.

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use camels_model::gpt2::Gpt2Config;
+use camels_model::gpt2::{Gpt2Config, MatmulPrecision};
 use camels_model::loss::Reduction;
 use camels_model::weighting::{WeightActivation, WeightingModelConfig};
 use serde::{Deserialize, Serialize};
@@ -176,6 +176,9 @@ pub struct InnerSection {
     /// for K(K−1)/2 extra first-order steps. On a deterministic backend (the CPU one is tested) the
     /// meta-gradient is the same bit for bit; it may change on resume.
     pub store_theta_every: usize,
+    /// Element type of the base LM's matrix products in the inner steps, the meta-gradient and
+    /// validation (`f32`, `bf16`, `f16`; see [`MatmulPrecision`]). The weighting model stays f32.
+    pub matmul_precision: MatmulPrecision,
 }
 
 impl Default for InnerSection {
@@ -187,6 +190,7 @@ impl Default for InnerSection {
             reduction: Reduction::MeanPadded,
             grad_mode: GradMode::Exact,
             store_theta_every: 1,
+            matmul_precision: MatmulPrecision::F32,
         }
     }
 }

@@ -471,7 +471,7 @@ pub fn meta_train<B: Backend>(
     let tokenizer = Gpt2Tokenizer::from_dir(&base_dir)?;
     let encoder = tokenizer.inner();
     let data = TrainData::load(encoder, config)?;
-    let (theta0, _) = load_gpt2::<B>(&base_dir, device)?;
+    let theta0 = load_gpt2::<B>(&base_dir, device)?.0.with_precision(config.inner.matmul_precision);
 
     B::seed(device, config.run.seed);
     let w_config = config.weighting_model(tokenizer.vocab_size(), tokenizer.eos_id());

@@ -7,7 +7,7 @@ mod common;
 
 use camels_meta::adafactor::AdafactorConfig;
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, RunControl, WeightedDoc, adapt};
-use camels_model::gpt2::Gpt2LmHead;
+use camels_model::gpt2::{Gpt2LmHead, MatmulPrecision};
 use camels_model::hf::{load_gpt2, module_tensors};
 use camels_model::loss::Reduction;
 use common::*;
@@ -207,6 +207,20 @@ fn killed_and_resumed_run_ends_with_the_unbroken_weights() {
     let control = RunControl { checkpoint_dir: Some(dir.clone()), ..RunControl::default() };
     assert!(adapt(tiny(), &docs[..4], &config, control).is_err());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bf16_matrix_products_follow_the_f32_losses_to_their_rounding() {
+    let f = fixture();
+    let docs = fixture_docs(&f);
+    let expected: Vec<f64> = f["loss_before_step"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let config = AdaptConfig { matmul_precision: MatmulPrecision::Bf16, ..torch_adam() };
+    let (model, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
+    let gaps: Vec<f64> = report.losses.iter().zip(&expected).map(|(mine, theirs)| (mine.loss - theirs).abs()).collect();
+    eprintln!("bf16 adaptation: |loss − PyTorch's f32 loss| per step {gaps:?}");
+    assert!(gaps.iter().all(|g| *g < 2e-2) && gaps.iter().any(|g| *g > 1e-6), "{gaps:?}");
+    // The adapted model comes back with the precision it came in with.
+    assert_eq!(model.transformer.precision, MatmulPrecision::F32);
 }
 
 #[test]

@@ -252,3 +252,19 @@ fn recomputing_the_inner_parameters_gives_the_stored_result_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn the_exact_meta_gradient_runs_with_bf16_matrix_products() {
+    // Both levels of the double backward go through the casts; the result stays near f32's.
+    let theta0 = base();
+    let c = case(3);
+    let exact = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
+    let half = theta0.with_precision(camels_model::gpt2::MatmulPrecision::Bf16);
+    let bf16 = meta_gradient(&half, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
+    let flat = |g: &[Vec<f32>]| g.iter().flatten().copied().collect::<Vec<f32>>();
+    let err = rel_err(&flat(&bf16.dj_dw), &flat(&exact.dj_dw));
+    eprintln!("K = 3: bf16 dJ/dw within {err:.2e} of f32's; J {} vs {}", bf16.outer.total, exact.outer.total);
+    assert!(err > 0.0 && err < 0.1, "{err:.2e}");
+    assert!((bf16.outer.total - exact.outer.total).abs() < 1e-2 * exact.outer.total.abs());
+    assert_eq!(bf16.theta_k.transformer.precision, camels_model::gpt2::MatmulPrecision::Bf16);
+}

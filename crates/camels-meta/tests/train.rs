@@ -99,8 +99,14 @@ fn config_rejects_unknown_keys_with_their_name() {
 
 #[test]
 fn set_overrides_any_value_and_the_paper_defaults_hold() {
-    let config = tiny(&["inner.inner_lr=0.25".into(), "run.seed=9".into(), "weighting.activation=\"sigmoid\"".into()]);
+    let config = tiny(&[
+        "inner.inner_lr=0.25".into(),
+        "run.seed=9".into(),
+        "weighting.activation=\"sigmoid\"".into(),
+        "inner.matmul_precision=bf16".into(),
+    ]);
     assert_eq!(config.inner.inner_lr, 0.25);
+    assert_eq!(config.inner.matmul_precision, camels_model::gpt2::MatmulPrecision::Bf16);
     assert_eq!(config.run.seed, 9);
     assert_eq!(config.weighting.activation, camels_model::weighting::WeightActivation::Sigmoid);
     assert_eq!(config.inner.update_batch_size, 2, "untouched keys keep the file's value");

@@ -10,13 +10,69 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu_approximate, softmax};
+use burn::tensor::{Distribution, FloatDType};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 
 /// Additive score for attention positions that are blocked (causal or padding).
 const BLOCKED_SCORE: f32 = -1e9;
+
+/// The element type of the model's matrix products (mixed precision). `Bf16` and `F16` round both
+/// inputs of every product (the Conv1D projections, attention's two products and the LM head) to
+/// that type and cast the product back to f32; the parameters, LayerNorm, softmax, the loss and the
+/// optimizer stay f32. What a backend does with a half-precision product (tensor cores, or a
+/// conversion to f32 on the CPU) is up to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulPrecision {
+    /// Plain f32 products.
+    #[default]
+    F32,
+    /// bfloat16 inputs (8 exponent bits, 8 significant bits).
+    Bf16,
+    /// IEEE half inputs (5 exponent bits, 11 significant bits).
+    F16,
+}
+
+impl MatmulPrecision {
+    /// `lhs · rhs` at this precision, returned as f32.
+    ///
+    /// # Shapes
+    /// `lhs` `[…, M, K]`, `rhs` `[…, K, N]` → `[…, M, N]`.
+    pub fn matmul<B: Backend, const D: usize>(self, lhs: Tensor<B, D>, rhs: Tensor<B, D>) -> Tensor<B, D> {
+        let half = match self {
+            Self::F32 => return lhs.matmul(rhs),
+            Self::Bf16 => FloatDType::BF16,
+            Self::F16 => FloatDType::F16,
+        };
+        lhs.cast(half).matmul(rhs.cast(half)).cast(FloatDType::F32)
+    }
+}
+
+impl std::str::FromStr for MatmulPrecision {
+    type Err = String;
+    /// `f32`, `bf16` or `f16`.
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            "f16" => Ok(Self::F16),
+            other => Err(format!("unknown matmul precision `{other}` (f32, bf16, f16)")),
+        }
+    }
+}
+
+impl std::fmt::Display for MatmulPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        })
+    }
+}
 
 /// The hyper-parameters of a GPT-2 model.
 #[derive(Config, Debug, PartialEq)]
@@ -167,6 +223,7 @@ impl Gpt2Config {
             h,
             ln_f: ln(self.layer_norm_epsilon),
             dropout: self.dropout,
+            precision: MatmulPrecision::F32,
         }
     }
 }
@@ -200,10 +257,10 @@ pub struct Conv1d<B: Backend> {
 impl<B: Backend> Conv1d<B> {
     /// # Shapes
     /// `x` `[B, T, in]` → `[B, T, out]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>, precision: MatmulPrecision) -> Tensor<B, 3> {
         let [batch, len, d_in] = x.dims();
         let [_, d_out] = self.weight.dims();
-        let y = x.reshape([batch * len, d_in]).matmul(self.weight.val()) // [B·T, out]
+        let y = precision.matmul(x.reshape([batch * len, d_in]), self.weight.val()) // [B·T, out]
             + self.bias.val().unsqueeze_dim(0);
         y.reshape([batch, len, d_out])
     }
@@ -302,10 +359,11 @@ impl<B: Backend> Attention<B> {
         x: Tensor<B, 3>,
         blocked: Tensor<B, 4, Bool>,
         cache: Option<&mut LayerCache<B>>,
+        precision: MatmulPrecision,
     ) -> Tensor<B, 3> {
         let [batch, len, c] = x.dims();
         let (nh, hd) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x); // [B, T, 3C]
+        let qkv = self.c_attn.forward(x, precision); // [B, T, 3C]
         let heads = |t: Tensor<B, 3>| t.reshape([batch, len, nh, hd]).swap_dims(1, 2); // [B, NH, T, HD]
         let q = heads(qkv.clone().narrow(2, 0, c));
         let mut k = heads(qkv.clone().narrow(2, c, c));
@@ -319,11 +377,11 @@ impl<B: Backend> Attention<B> {
             cache.value = v.clone();
         }
         let tk = k.dims()[2];
-        let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt(); // [B, NH, T, TK]
+        let scores = precision.matmul(q, k.swap_dims(2, 3)) / (hd as f64).sqrt(); // [B, NH, T, TK]
         let scores = scores.mask_fill(blocked.expand([batch, nh, len, tk]), BLOCKED_SCORE);
         let probs = dropout(softmax(scores, 3), self.dropout);
-        let y = probs.matmul(v).swap_dims(1, 2).reshape([batch, len, c]); // [B, T, C]
-        dropout(self.c_proj.forward(y), self.dropout)
+        let y = precision.matmul(probs, v).swap_dims(1, 2).reshape([batch, len, c]); // [B, T, C]
+        dropout(self.c_proj.forward(y, precision), self.dropout)
     }
 }
 
@@ -341,8 +399,9 @@ pub struct Mlp<B: Backend> {
 impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// `x` `[B, T, C]` → `[B, T, C]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        dropout(self.c_proj.forward(gelu_approximate(self.c_fc.forward(x))), self.dropout)
+    pub fn forward(&self, x: Tensor<B, 3>, precision: MatmulPrecision) -> Tensor<B, 3> {
+        let hidden = gelu_approximate(self.c_fc.forward(x, precision)); // [B, T, 4C]
+        dropout(self.c_proj.forward(hidden, precision), self.dropout)
     }
 }
 
@@ -369,9 +428,10 @@ impl<B: Backend> Block<B> {
         x: Tensor<B, 3>,
         blocked: Tensor<B, 4, Bool>,
         cache: Option<&mut LayerCache<B>>,
+        precision: MatmulPrecision,
     ) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), blocked, cache);
-        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), blocked, cache, precision);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x), precision)
     }
 }
 
@@ -388,6 +448,10 @@ pub struct Gpt2Model<B: Backend> {
     pub ln_f: LayerNorm<B>,
     /// Embedding dropout probability (autodiff backends only).
     pub dropout: f64,
+    /// The element type of every matrix product in the trunk and the LM head (not saved with the
+    /// weights; f32 unless [`Gpt2Model::with_precision`] says otherwise).
+    #[module(skip)]
+    pub precision: MatmulPrecision,
 }
 
 /// Where each query may look, and at which positions the new tokens sit: built on the host from
@@ -485,12 +549,12 @@ impl<B: Backend> Gpt2Model<B> {
                     cache.layers = self.h.iter().map(|_| LayerCache { key: empty(), value: empty() }).collect();
                 }
                 for (block, layer) in self.h.iter().zip(cache.layers.iter_mut()) {
-                    x = block.forward(x, blocked.clone(), Some(layer));
+                    x = block.forward(x, blocked.clone(), Some(layer), self.precision);
                 }
             }
             None => {
                 for block in &self.h {
-                    x = block.forward(x, blocked.clone(), None);
+                    x = block.forward(x, blocked.clone(), None, self.precision);
                 }
             }
         }
@@ -500,6 +564,11 @@ impl<B: Backend> Gpt2Model<B> {
     /// Hidden size C.
     pub fn n_embd(&self) -> usize {
         self.wte.weight.dims()[1]
+    }
+
+    /// The same trunk with its matrix products at `precision`.
+    pub fn with_precision(self, precision: MatmulPrecision) -> Self {
+        Self { precision, ..self }
     }
 }
 
@@ -542,7 +611,8 @@ impl<B: Backend> Gpt2LmHead<B> {
         let [batch, len, c] = hidden.dims();
         let wte = self.transformer.wte.weight.val(); // [V, C]
         let vocab = wte.dims()[0];
-        hidden.reshape([batch * len, c]).matmul(wte.transpose()).reshape([batch, len, vocab])
+        let precision = self.transformer.precision;
+        precision.matmul(hidden.reshape([batch * len, c]), wte.transpose()).reshape([batch, len, vocab])
     }
 
     /// The tied LM head on a few rows (decoding), as wte · hᵀ, so that the `[V, C]` embedding is
@@ -551,11 +621,16 @@ impl<B: Backend> Gpt2LmHead<B> {
     /// # Shapes
     /// `hidden` `[R, C]` → `[R, V]`.
     pub fn lm_head_rows(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.transformer.wte.weight.val().matmul(hidden.transpose()).transpose()
+        self.transformer.precision.matmul(self.transformer.wte.weight.val(), hidden.transpose()).transpose()
     }
 
     /// Vocabulary size V.
     pub fn vocab_size(&self) -> usize {
         self.transformer.wte.weight.dims()[0]
+    }
+
+    /// The same LM with its matrix products at `precision` (see [`MatmulPrecision`]).
+    pub fn with_precision(self, precision: MatmulPrecision) -> Self {
+        Self { transformer: self.transformer.with_precision(precision) }
     }
 }
