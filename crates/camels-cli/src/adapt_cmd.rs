@@ -11,7 +11,8 @@ use burn::prelude::*;
 use camels_data::{Document, Format, Shuffle, StreamConfig, build_stream, read_any};
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt};
 use camels_meta::eval::{
-    EvalConfig, Prediction, Summary, evaluate_questions, perplexity, questions_of, write_predictions_csv, write_summary,
+    EvalConfig, Prediction, Summary, answer_nlls, control_questions, evaluate_questions, perplexity, questions_of,
+    write_predictions_csv, write_summary,
 };
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
@@ -120,6 +121,13 @@ pub struct AdaptArgs {
     /// Write the adapted LM to OUT/model as an HF checkpoint.
     #[arg(long)]
     save_model: bool,
+    /// Control questions: documents (any format --stream reads) that are not streamed; the answer
+    /// NLL of their questions before and after shows what adaptation teaches beyond the stream.
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// Number of control documents (all when absent).
+    #[arg(long)]
+    control_n_docs: Option<usize>,
 }
 
 fn adapt_config(args: &AdaptArgs) -> Result<AdaptConfig> {
@@ -207,6 +215,9 @@ fn print_summary(summary: &Summary, json: bool) -> Result<()> {
         ("F1 %", format!("{:.2}", summary.f1)),
         ("answer NLL before", opt(summary.answer_nll_before)),
         ("answer NLL after", format!("{:.4}", summary.answer_nll_after)),
+        ("control questions (documents not streamed)", summary.control_questions.to_string()),
+        ("control answer NLL before", opt(summary.control_answer_nll_before)),
+        ("control answer NLL after", opt(summary.control_answer_nll_after)),
         ("unrelated perplexity before", opt(summary.unrelated_ppl_before)),
         ("unrelated perplexity after", opt(summary.unrelated_ppl_after)),
         ("adaptation tokens/s", format!("{:.1}", summary.adapt_tokens_per_s)),
@@ -259,6 +270,23 @@ impl BackendJob for AdaptJob {
         let unrelated = read_unrelated(qa)?;
         let eval = eval_config(qa);
         std::fs::create_dir_all(&qa.out).with_context(|| format!("creating {}", qa.out.display()))?;
+
+        let control_items = match &args.control {
+            Some(path) => {
+                let mut control = read_any(path, None, false).with_context(|| format!("reading {}", path.display()))?;
+                control.documents.truncate(args.control_n_docs.unwrap_or(usize::MAX));
+                control_questions(&docs, &control.documents, path)?
+            }
+            None => Vec::new(),
+        };
+        let control_nll = |model: &Gpt2LmHead<B>| -> Result<Option<f64>> {
+            if control_items.is_empty() {
+                return Ok(None);
+            }
+            let nlls = answer_nlls(model, tokenizer.inner(), &control_items, &eval, &device)?;
+            Ok(Some(nlls.iter().sum::<f64>() / nlls.len() as f64))
+        };
+        let control_before = control_nll(&model.valid())?;
 
         let before = if args.eval_before {
             tracing::info!("evaluating before adaptation");
@@ -332,6 +360,9 @@ impl BackendJob for AdaptJob {
             n_docs: docs.len(),
             unrelated_ppl_before: before.as_ref().and_then(|b| b.1),
             unrelated_ppl_after: ppl_after,
+            control_questions: control_items.len(),
+            control_answer_nll_before: control_before,
+            control_answer_nll_after: control_nll(&model)?,
             docs_skipped: report.skipped.len(),
             skipped_docs: report.skipped.clone(),
             docs_too_short: report.too_short.len(),

@@ -68,6 +68,30 @@ pub fn questions_of(documents: &[Document]) -> Vec<QaItem> {
         .collect()
 }
 
+/// The questions of the `control` documents (read from `path`), none of which may also be in the
+/// stream (same text). Their answer NLL before and after adaptation measures what adaptation
+/// teaches that is not about the streamed documents (the form of the questions, which answers are
+/// likely); the streamed questions' gain minus theirs is the part that is.
+pub fn control_questions(stream: &[Document], control: &[Document], path: &Path) -> Result<Vec<QaItem>> {
+    let streamed: std::collections::HashSet<&str> = stream.iter().map(|d| d.text.as_str()).collect();
+    if let Some(d) = control.iter().find(|d| streamed.contains(d.text.as_str())) {
+        return Err(MetaError::Config {
+            path: path.into(),
+            field: format!("document {}", d.id),
+            reason: "is also in the stream: control questions must be about documents not streamed".into(),
+        });
+    }
+    let items = questions_of(control);
+    if items.is_empty() {
+        return Err(MetaError::Config {
+            path: path.into(),
+            field: "questions".into(),
+            reason: "no control document has a question with an answer".into(),
+        });
+    }
+    Ok(items)
+}
+
 /// Per-question NLL of the gold (shortest) answer and its end of sequence given the prompt, in nats
 /// per answer token.
 pub fn answer_nlls<B: Backend>(
@@ -260,6 +284,12 @@ pub struct Summary {
     pub answer_nll_before: Option<f64>,
     /// Mean gold-answer NLL after adaptation (of the evaluated model).
     pub answer_nll_after: f64,
+    /// Questions about documents not streamed (`--control`).
+    pub control_questions: usize,
+    /// Their mean gold-answer NLL before adaptation.
+    pub control_answer_nll_before: Option<f64>,
+    /// Their mean gold-answer NLL after adaptation.
+    pub control_answer_nll_after: Option<f64>,
     /// Perplexity of the unrelated text before adaptation.
     pub unrelated_ppl_before: Option<f64>,
     /// Perplexity of the unrelated text after adaptation.
@@ -335,4 +365,40 @@ pub fn write_summary(path: &Path, summary: &Summary) -> Result<()> {
         message: e.to_string(),
     })?;
     Ok(write_atomic(path, &json)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use camels_data::Question;
+
+    fn doc(id: &str, text: &str, answers: &[&str]) -> Document {
+        let question = |a: &&str| Question {
+            id: None,
+            question: format!("about {id}?"),
+            answers: vec![a.to_string()],
+            meta: Default::default(),
+        };
+        Document {
+            id: id.into(),
+            title: None,
+            text: text.into(),
+            questions: answers.iter().map(question).collect(),
+            meta: Default::default(),
+        }
+    }
+
+    #[test]
+    fn control_questions_must_be_about_documents_not_streamed() {
+        let stream = [doc("a", "Alpha was born in Cunova.", &["Cunova"])];
+        let control = [doc("b", "Beta was a cooper.", &["cooper"]), doc("c", "Gamma wrote 39 books.", &["39"])];
+        let path = Path::new("control.jsonl");
+        let items = control_questions(&stream, &control, path).unwrap();
+        assert_eq!(items.iter().map(|q| q.doc_id.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        let leaked = [control[0].clone(), doc("a2", "Alpha was born in Cunova.", &["Cunova"])];
+        let err = control_questions(&stream, &leaked, path).unwrap_err().to_string();
+        assert!(err.contains("control.jsonl") && err.contains("document a2"), "{err}");
+        let err = control_questions(&stream, &[doc("d", "No questions here.", &[])], path).unwrap_err().to_string();
+        assert!(err.contains("no control document"), "{err}");
+    }
 }
