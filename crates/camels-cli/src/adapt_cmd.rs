@@ -121,12 +121,15 @@ pub struct AdaptArgs {
     /// Write the adapted LM to OUT/model as an HF checkpoint.
     #[arg(long)]
     save_model: bool,
-    /// Control questions: documents (any format --stream reads) that are not streamed; the answer
-    /// NLL of their questions before and after shows what adaptation teaches beyond the stream.
+    /// Control questions: documents that are not streamed; the answer NLL of their questions
+    /// before and after shows how adaptation moves questions about other documents.
     #[arg(long)]
     control: Option<PathBuf>,
+    /// Format of the control file (guessed when absent).
+    #[arg(long, requires = "control")]
+    control_format: Option<Format>,
     /// Number of control documents (all when absent).
-    #[arg(long)]
+    #[arg(long, requires = "control")]
     control_n_docs: Option<usize>,
 }
 
@@ -262,6 +265,10 @@ impl BackendJob for AdaptJob {
         let args = self.args;
         let qa = &args.qa;
         let config = adapt_config(&args)?;
+        anyhow::ensure!(
+            args.stop_after.is_none() || config.checkpoint_every > 0,
+            "--stop-after needs --checkpoint-every: without checkpoints a stopped run cannot resume"
+        );
         let strategy: WeightStrategy = args.weights.parse()?;
         let tokenizer = Gpt2Tokenizer::from_dir(&qa.base)?;
         let (model, model_config) = load_gpt2::<Autodiff<B>>(&qa.base, &device)
@@ -273,7 +280,8 @@ impl BackendJob for AdaptJob {
 
         let control_items = match &args.control {
             Some(path) => {
-                let mut control = read_any(path, None, false).with_context(|| format!("reading {}", path.display()))?;
+                let mut control = read_any(path, args.control_format, false)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 control.documents.truncate(args.control_n_docs.unwrap_or(usize::MAX));
                 control_questions(&docs, &control.documents, path)?
             }
@@ -310,10 +318,6 @@ impl BackendJob for AdaptJob {
                 bar.set_message(format!("loss {:.4}", p.loss));
             }
         };
-        anyhow::ensure!(
-            args.stop_after.is_none() || config.checkpoint_every > 0,
-            "--stop-after needs --checkpoint-every: without checkpoints a stopped run cannot resume"
-        );
         let control = RunControl {
             checkpoint_dir: (config.checkpoint_every > 0).then(|| qa.out.join("checkpoint")),
             stop_after: args.stop_after,
@@ -360,6 +364,8 @@ impl BackendJob for AdaptJob {
             n_docs: docs.len(),
             unrelated_ppl_before: before.as_ref().and_then(|b| b.1),
             unrelated_ppl_after: ppl_after,
+            precision: config.matmul_precision.to_string(),
+            control_file: args.control.as_ref().map(|p| p.display().to_string()),
             control_questions: control_items.len(),
             control_answer_nll_before: control_before,
             control_answer_nll_after: control_nll(&model)?,

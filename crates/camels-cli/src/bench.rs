@@ -103,7 +103,7 @@ pub enum BenchCommand {
         /// Timed iterations after one warm-up.
         #[arg(long, default_value_t = 2)]
         iters: usize,
-        /// Element type of the matrix products: f32, bf16 or f16.
+        /// Element type of the base LM's matrix products (the weighting model stays f32): f32, bf16 or f16.
         #[arg(long, default_value = "f32")]
         precision: MatmulPrecision,
         /// Device: cpu, wgpu[:N], cuda[:N], cuda-raw[:N].

@@ -3,7 +3,8 @@
 //! [`crate::strategy`]).
 //!
 //! One optimizer (Adam by default, SGD, AdaGrad, or [`crate::adafactor`]'s Adafactor) runs over the
-//! whole stream, so its moments carry from document to document, as in the paper. `batch_size`
+//! whole stream, so its moments carry from document to document, as in the paper. The matrix
+//! products may run in bf16 (`matmul_precision`; weights and optimizer state stay f32). `batch_size`
 //! documents make a micro-batch; `grad_accumulation` micro-batches make one optimizer step (the loss
 //! of each is divided by `grad_accumulation`); the stream is repeated `epochs` times.
 //!
@@ -76,8 +77,9 @@ pub struct AdaptConfig {
     pub reduction: Reduction,
     /// Write a resume checkpoint every this many documents (0: never).
     pub checkpoint_every: usize,
-    /// Element type of the base LM's matrix products while adapting (`f32`, `bf16`, `f16`; see
-    /// [`MatmulPrecision`]); parameters and optimizer state stay f32.
+    /// Element type of the base LM's matrix products while adapting (`f32` or `bf16`; see
+    /// [`MatmulPrecision`]); parameters and optimizer state stay f32. `f16` is refused: it needs
+    /// loss scaling.
     pub matmul_precision: MatmulPrecision,
 }
 
@@ -191,6 +193,15 @@ impl AdaptConfig {
                 option: "lr".into(),
                 value: self.lr.to_string(),
                 expected: "a positive number".into(),
+            });
+        }
+        if self.matmul_precision == MatmulPrecision::F16 {
+            // f16's smallest value (6e-8) is above most per-logit gradients of a mean over ~1k tokens
+            // and 50k words; without loss scaling (not implemented) they would be flushed to zero.
+            return Err(MetaError::InvalidOption {
+                option: "matmul_precision".into(),
+                value: "f16".into(),
+                expected: "f32 or bf16 (training in f16 needs loss scaling, which camels does not do)".into(),
             });
         }
         Ok(())

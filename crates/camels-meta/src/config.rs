@@ -177,7 +177,8 @@ pub struct InnerSection {
     /// meta-gradient is the same bit for bit; it may change on resume.
     pub store_theta_every: usize,
     /// Element type of the base LM's matrix products in the inner steps, the meta-gradient and
-    /// validation (`f32`, `bf16`, `f16`; see [`MatmulPrecision`]). The weighting model stays f32.
+    /// validation (`f32`, or `bf16` with the exact `grad_mode`; see [`MatmulPrecision`]). The
+    /// weighting model stays f32.
     pub matmul_precision: MatmulPrecision,
 }
 
@@ -416,6 +417,16 @@ impl MetaTrainConfig {
         }
         if Gpt2Config::preset(&self.weighting.preset).is_none() {
             return Err(config_error(path, "weighting.preset", format!("unknown preset `{}`", self.weighting.preset)));
+        }
+        match (self.inner.matmul_precision, self.inner.grad_mode) {
+            (MatmulPrecision::F32, _) | (MatmulPrecision::Bf16, GradMode::Exact) => {}
+            (MatmulPrecision::F16, _) => {
+                return Err(config_error(path, "inner.matmul_precision", "f16 needs loss scaling; use f32 or bf16"));
+            }
+            (MatmulPrecision::Bf16, _) => {
+                // A difference step of 1e-4·‖θ‖ is below bf16's rounding of the weights it shifts.
+                return Err(config_error(path, "inner.grad_mode", "differences drown in bf16 rounding; use exact"));
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! QA evaluation of a (possibly adapted) base LM: generated answers scored with SQuAD EM (lenient
 //! prefix EM as in the CaMeLS reference, and strict EM) and F1, the NLL of the gold answer, the
-//! perplexity of unrelated text (forgetting), and the `predictions.csv` / `summary.json` writers.
+//! perplexity of unrelated text (forgetting), control questions (about documents not streamed), and
+//! the `predictions.csv` / `summary.json` writers.
 
 use std::path::Path;
 
@@ -284,6 +285,10 @@ pub struct Summary {
     pub answer_nll_before: Option<f64>,
     /// Mean gold-answer NLL after adaptation (of the evaluated model).
     pub answer_nll_after: f64,
+    /// Element type of the matrix products while adapting (`f32`, `bf16`).
+    pub precision: String,
+    /// The control file (`--control`), if any.
+    pub control_file: Option<String>,
     /// Questions about documents not streamed (`--control`).
     pub control_questions: usize,
     /// Their mean gold-answer NLL before adaptation.

@@ -218,9 +218,13 @@ fn bf16_matrix_products_follow_the_f32_losses_to_their_rounding() {
     let (model, report) = adapt(tiny(), &docs, &config, RunControl::default()).unwrap();
     let gaps: Vec<f64> = report.losses.iter().zip(&expected).map(|(mine, theirs)| (mine.loss - theirs).abs()).collect();
     eprintln!("bf16 adaptation: |loss − PyTorch's f32 loss| per step {gaps:?}");
-    assert!(gaps.iter().all(|g| *g < 2e-2) && gaps.iter().any(|g| *g > 1e-6), "{gaps:?}");
+    assert!(gaps.iter().all(|g| *g < 1e-2) && gaps.iter().any(|g| *g > 1e-6), "{gaps:?}");
     // The adapted model comes back with the precision it came in with.
     assert_eq!(model.transformer.precision, MatmulPrecision::F32);
+    // f16 would flush most logit gradients to zero without loss scaling: refused.
+    let f16 = AdaptConfig { matmul_precision: MatmulPrecision::F16, ..torch_adam() };
+    let err = adapt(tiny(), &docs, &f16, RunControl::default()).unwrap_err().to_string();
+    assert!(err.contains("matmul_precision") && err.contains("loss scaling"), "{err}");
 }
 
 #[test]

@@ -95,6 +95,12 @@ fn config_rejects_unknown_keys_with_their_name() {
     assert!(err.to_string().contains("run.steps"), "{err}");
     let err = MetaTrainConfig::from_toml_str("", "x.toml", &["inner.reset_base_every=25".into()]).unwrap_err();
     assert!(err.to_string().contains("inner.reset_base_every"), "{err}");
+    // Half precision: f16 needs loss scaling; bf16 rounding drowns the difference modes' steps.
+    let err = MetaTrainConfig::from_toml_str("", "x.toml", &["inner.matmul_precision=f16".into()]).unwrap_err();
+    assert!(err.to_string().contains("inner.matmul_precision"), "{err}");
+    let bf16_cd = ["inner.matmul_precision=bf16".into(), "inner.grad_mode=central_difference".into()];
+    let err = MetaTrainConfig::from_toml_str("", "x.toml", &bf16_cd).unwrap_err();
+    assert!(err.to_string().contains("inner.grad_mode"), "{err}");
 }
 
 #[test]

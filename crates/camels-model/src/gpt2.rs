@@ -4,6 +4,7 @@
 //! names mirror the HF checkpoint (`transformer.h.0.attn.c_attn.weight`, …) so that loading and
 //! saving are an identity map. Conv1D is `x.matmul(w) + b` with `w` stored `[in, out]` as in HF, and
 //! embeddings are `select`: burn 0.21's fused `linear`/`embedding` ops panic in a second backward.
+//! Every matrix product goes through [`MatmulPrecision`] (f32, or bf16/f16 inputs for mixed precision).
 //!
 //! Dimension letters: B batch, T query length, TK key length (past + T), C `n_embd`, NH heads,
 //! HD head size (C / NH), V vocabulary, P positions.
