@@ -172,8 +172,9 @@ pub struct InnerSection {
     /// How the meta-gradient is computed.
     pub grad_mode: GradMode,
     /// Keep θ_k for every `store_theta_every`-th inner step and recompute the others in the adjoint
-    /// sweep: 1 keeps all K (the fastest); K or more keeps θ₀ only, which saves K − 2 base-LM copies
-    /// for K(K−1)/2 extra first-order steps. On a deterministic backend (the CPU one is tested) the
+    /// sweep: 1 keeps all K (the fastest); K keeps θ₀ only, which saves K − 2 base-LM copies for
+    /// K(K−1)/2 extra first-order steps; more than K also recomputes θ_K after the sweep (one more
+    /// copy saved, K more steps). On a deterministic backend (the CPU one is tested) the
     /// meta-gradient is the same bit for bit; it may change on resume.
     pub store_theta_every: usize,
     /// Element type of the base LM's matrix products in the inner steps, the meta-gradient and

@@ -20,7 +20,8 @@
 //! stored ([`meta_gradient`]) that is K + 4. [`meta_gradient_checkpointed`] stores only every
 //! `store_every`-th θ_k and recomputes the others in the adjoint sweep from the nearest stored one:
 //! ⌈K / s⌉ stored, one recomputed (s > 1) and the 4 others, for Σ_k (k mod s) extra first-order
-//! inner steps (s ≥ K: 6 copies at any K, for K(K−1)/2 extra steps).
+//! inner steps (s = K: 6 copies at any K, for K(K−1)/2 extra steps). With s > K, θ_K too is dropped
+//! once λ is computed and recomputed after the sweep: 5 copies, for K more steps.
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
@@ -203,7 +204,7 @@ pub fn meta_gradient<B: Backend>(
 }
 
 /// [`meta_gradient`] storing only θ_k for k a multiple of `store_every` (1: all, the fastest;
-/// ≥ K: θ₀ only, the leanest) and recomputing the others in the adjoint sweep: bit for bit on a
+/// K: θ₀ and θ_K; > K: θ₀ only, the leanest) and recomputing the others in the adjoint sweep: bit for bit on a
 /// deterministic backend (tested on CPU; a GPU's autotuned kernels may round differently).
 pub fn meta_gradient_checkpointed<B: Backend>(
     theta0: &Gpt2LmHead<B>,
@@ -234,12 +235,16 @@ pub fn meta_gradient_checkpointed<B: Backend>(
     }
     let theta_k = theta;
 
-    // λ = ∇J(θ_K).
-    let pre_logits = theta0.forward(problem.locality.ids::<B>(&device));
-    let model: Gpt2LmHead<X<B>> = lift(theta_k.clone());
-    let parts = outer_loss(&model, Tensor::from_inner(pre_logits), problem);
-    let outer = outer_values(&parts)?;
-    let mut lambda = GradientsParams::from_grads(parts.0.backward(), &model);
+    // λ = ∇J(θ_K); θ_K is then kept for the caller unless `store_every` > K, in which case it is
+    // recomputed after the sweep, so that it is not alive during it.
+    let (outer, mut lambda) = {
+        let pre_logits = theta0.forward(problem.locality.ids::<B>(&device));
+        let model: Gpt2LmHead<X<B>> = lift(theta_k.clone());
+        let parts = outer_loss(&model, Tensor::from_inner(pre_logits), problem);
+        let outer = outer_values(&parts)?;
+        (outer, GradientsParams::from_grads(parts.0.backward(), &model))
+    };
+    let theta_k = (store_every <= problem.docs.len()).then_some(theta_k);
 
     // Adjoint, k = K..1.
     let mut dj_dw = vec![Vec::new(); problem.docs.len()];
@@ -269,6 +274,11 @@ pub fn meta_gradient_checkpointed<B: Backend>(
             lambda = combine(theta, 1.0, &lambda, -alpha, &h);
         }
     }
+    drop(lambda);
+    let theta_k = theta_k.unwrap_or_else(|| {
+        let steps = problem.docs.iter().zip(weights);
+        steps.fold(theta0.clone(), |theta, (doc, w)| inner_step(theta, doc, w.clone(), problem))
+    });
     Ok(MetaGradient { dj_dw, outer, theta_k })
 }
 
