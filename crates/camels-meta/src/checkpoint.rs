@@ -85,9 +85,14 @@ pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }
 
+/// `checkpoints/{name}.json` (`last` or `best`).
+fn pointer_path(run_dir: &Path, name: &str) -> PathBuf {
+    checkpoints_dir(run_dir).join(format!("{name}.json"))
+}
+
 /// Reads `checkpoints/{name}.json` (`last` or `best`), if present.
 pub fn read_pointer(run_dir: &Path, name: &str) -> Result<Option<Pointer>> {
-    let path = checkpoints_dir(run_dir).join(format!("{name}.json"));
+    let path = pointer_path(run_dir, name);
     if !path.exists() {
         return Ok(None);
     }
@@ -97,7 +102,7 @@ pub fn read_pointer(run_dir: &Path, name: &str) -> Result<Option<Pointer>> {
 
 /// Atomically points `checkpoints/{name}.json` at `pointer`.
 pub fn write_pointer(run_dir: &Path, name: &str, pointer: &Pointer) -> Result<()> {
-    let path = checkpoints_dir(run_dir).join(format!("{name}.json"));
+    let path = pointer_path(run_dir, name);
     let text = serde_json::to_string(pointer).expect("a pointer serialises");
     Ok(write_atomic(&path, text.as_bytes())?)
 }
@@ -123,7 +128,7 @@ pub fn reconcile_best(run_dir: &Path, last: &Pointer, state: &TrainState) -> Res
 
 /// Removes `checkpoints/{name}.json` if present.
 pub fn remove_pointer(run_dir: &Path, name: &str) -> Result<()> {
-    let path = checkpoints_dir(run_dir).join(format!("{name}.json"));
+    let path = pointer_path(run_dir, name);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path)(e)),
         _ => Ok(()),

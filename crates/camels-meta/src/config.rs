@@ -278,32 +278,27 @@ pub fn apply_override_with(
     if parts.iter().any(|p| p.is_empty()) {
         return Err(config_error(origin, key, "empty key segment"));
     }
-    let mut node = table;
+    let (mut node, mut default_node) = (table, defaults);
     for part in &parts[..parts.len() - 1] {
+        default_node = default_node.and_then(|d| d.get(*part)?.as_table());
         let entry = node.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         node = entry.as_table_mut().ok_or_else(|| config_error(origin, key, format!("`{part}` is not a section")))?;
     }
     let last = parts[parts.len() - 1];
     // A field that holds a string (here or in the defaults) keeps the raw text
     // (`--set data.train=2024.jsonl`, `name=true`) rather than whatever else TOML would read it as.
-    let default_is_str = defaults
-        .and_then(|d| {
-            parts[..parts.len() - 1].iter().try_fold(d, |t, p| t.get(*p)?.as_table()).and_then(|t| t.get(last))
-        })
-        .is_some_and(toml::Value::is_str);
-    let value = match value {
-        v if !v.is_str() && (node.get(last).is_some_and(toml::Value::is_str) || default_is_str) => {
-            toml::Value::String(raw.to_string())
-        }
-        v => v,
+    let holds_str = |t: Option<&toml::Table>| t.and_then(|t| t.get(last)).is_some_and(toml::Value::is_str);
+    let value = if !value.is_str() && (holds_str(Some(&*node)) || holds_str(default_node)) {
+        toml::Value::String(raw.to_string())
+    } else {
+        value
     };
     node.insert(last.to_string(), value);
     Ok(())
 }
 
 /// The first key of `table` (dotted) that is not a field of [`MetaTrainConfig`], if any.
-fn unknown_key(table: &toml::Table) -> Option<String> {
-    let reference = toml::Table::try_from(MetaTrainConfig::default()).expect("the default config serialises");
+fn unknown_key(table: &toml::Table, reference: &toml::Table) -> Option<String> {
     fn walk(table: &toml::Table, reference: &toml::Table, prefix: &str) -> Option<String> {
         for (key, value) in table {
             let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
@@ -319,7 +314,7 @@ fn unknown_key(table: &toml::Table) -> Option<String> {
         }
         None
     }
-    walk(table, &reference, "")
+    walk(table, reference, "")
 }
 
 impl MetaTrainConfig {
@@ -331,7 +326,7 @@ impl MetaTrainConfig {
         for assignment in overrides {
             apply_override_with(&mut table, assignment, Some(&defaults))?;
         }
-        if let Some(key) = unknown_key(&table) {
+        if let Some(key) = unknown_key(&table, &defaults) {
             let source = if overrides.iter().any(|o| o.split('=').next().map(str::trim) == Some(key.as_str())) {
                 Path::new("--set")
             } else {

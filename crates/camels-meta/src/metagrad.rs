@@ -204,8 +204,9 @@ pub fn meta_gradient<B: Backend>(
 }
 
 /// [`meta_gradient`] storing only θ_k for k a multiple of `store_every` (1: all, the fastest;
-/// K: θ₀ and θ_K; > K: θ₀ only, the leanest) and recomputing the others in the adjoint sweep: bit for bit on a
-/// deterministic backend (tested on CPU; a GPU's autotuned kernels may round differently).
+/// K: θ₀ and θ_K; > K: θ₀ only, the leanest) and recomputing the others in the adjoint sweep:
+/// bit for bit on a deterministic backend (tested on CPU; a GPU's autotuned kernels may round
+/// differently).
 pub fn meta_gradient_checkpointed<B: Backend>(
     theta0: &Gpt2LmHead<B>,
     weights: &[Tensor<B, 2>],
@@ -255,8 +256,7 @@ pub fn meta_gradient_checkpointed<B: Backend>(
             None => {
                 // Recompute θ_k from the nearest stored θ_j, j < k (dropped once k = j).
                 let j = k - k % store_every;
-                let from = stored[j].clone().expect("θ_j stored on the forward pass");
-                (j..k).fold(from, |theta, i| inner_step(theta, &problem.docs[i], weights[i].clone(), problem))
+                unroll(stored[j].clone().expect("θ_j stored on the forward pass"), j..k, weights, problem)
             }
         };
         let (dsdw, h_lambda) = match mode {
@@ -275,11 +275,19 @@ pub fn meta_gradient_checkpointed<B: Backend>(
         }
     }
     drop(lambda);
-    let theta_k = theta_k.unwrap_or_else(|| {
-        let steps = problem.docs.iter().zip(weights);
-        steps.fold(theta0.clone(), |theta, (doc, w)| inner_step(theta, doc, w.clone(), problem))
-    });
+    let theta_k = theta_k.unwrap_or_else(|| unroll(theta0.clone(), 0..problem.docs.len(), weights, problem));
     Ok(MetaGradient { dj_dw, outer, theta_k })
+}
+
+/// θ_to from θ_from by the weighted SGD steps of `problem.docs[steps]` (first-order gradients
+/// only; no meta-gradient).
+pub fn unroll<B: Backend>(
+    theta: Gpt2LmHead<B>,
+    steps: std::ops::Range<usize>,
+    weights: &[Tensor<B, 2>],
+    problem: &MetaProblem,
+) -> Gpt2LmHead<B> {
+    steps.fold(theta, |theta, i| inner_step(theta, &problem.docs[i], weights[i].clone(), problem))
 }
 
 /// θ − α ∇L(θ; w): one weighted SGD step on `doc`, by one first-order backward.

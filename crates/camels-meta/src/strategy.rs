@@ -267,13 +267,14 @@ pub fn carry_by_offsets(
         .iter()
         .map(|&(s, e)| {
             let (s, e) = (s.min(n_chars), e.min(n_chars));
-            let covered: Vec<f32> = per_char[s..e.max(s)].iter().filter_map(|w| *w).collect();
-            if covered.is_empty() {
+            let mut covered = 0usize;
+            let sum: f32 = per_char[s..e.max(s)].iter().flatten().inspect(|_| covered += 1).sum();
+            if covered == 0 {
                 // A zero-width token, or one over uncovered characters: its start's weight if
                 // covered, else the nearest covered one.
                 return per_char.get(s).copied().flatten().unwrap_or_else(|| nearest(s));
             }
-            covered.iter().sum::<f32>() / covered.len() as f32
+            sum / covered as f32
         })
         .collect()
 }

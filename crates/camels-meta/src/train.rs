@@ -24,7 +24,7 @@ use std::time::Instant;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{AdamConfig, GradientsAccumulator, Optimizer};
 use burn::prelude::*;
 use camels_data::{
     DocumentBatchConfig, Overflow, PadTo, QaBatchConfig, Rng, TextEncoder, TokenBatch, answer_spans, build_stream,
@@ -32,7 +32,7 @@ use camels_data::{
 };
 use camels_model::gpt2::Gpt2LmHead;
 use camels_model::hf::{load_gpt2, load_trunk};
-use camels_model::loss::{Reduction, kl_divergence, masked_mean, token_cross_entropy, weighted_loss};
+use camels_model::loss::{kl_divergence, masked_mean, token_cross_entropy};
 use camels_model::tokenizer::Gpt2Tokenizer;
 use camels_model::weighting::WeightingModel;
 use serde::Serialize;
@@ -40,8 +40,8 @@ use serde::Serialize;
 use crate::checkpoint::{self, Pointer, TrainState, stable_param_ids};
 use crate::config::{MetaTrainConfig, expand_path};
 use crate::error::{MetaError, Result};
-use crate::metagrad::{MetaProblem, OuterLoss, Rows, meta_gradient_checkpointed, weighting_gradient};
-use crate::params::{SgdStep, lift, scalar};
+use crate::metagrad::{MetaProblem, OuterLoss, Rows, meta_gradient_checkpointed, unroll, weighting_gradient};
+use crate::params::scalar;
 use crate::viz::{DocView, html_page, png_heatmap, token_views};
 
 /// A document ready for the loop: its padded row, token offsets and QA pairs.
@@ -209,27 +209,6 @@ fn doc_weights<B: Backend>(model: &WeightingModel<B>, docs: &[&PreparedDoc], dev
     (0..k).map(|i| w.clone().narrow(0, i, 1)).collect() // K × [1, T]
 }
 
-/// K weighted SGD steps from θ (first-order gradients only; no meta-gradient).
-pub fn unroll<B: Backend>(
-    theta: &Gpt2LmHead<B>,
-    docs: &[Rows],
-    weights: &[Tensor<B, 2>],
-    inner_lr: f64,
-    reduction: Reduction,
-) -> Gpt2LmHead<B> {
-    let mut theta = theta.clone();
-    for (doc, w) in docs.iter().zip(weights) {
-        let device = w.device();
-        let model: Gpt2LmHead<Autodiff<B>> = lift(theta.clone());
-        let ids = doc.ids::<Autodiff<B>>(&device); // [1, T]
-        let token_loss = token_cross_entropy(model.forward(ids.clone()), ids); // [1, T−1]
-        let loss = weighted_loss(token_loss, Tensor::from_inner(w.clone()), doc.mask(&device), reduction);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        theta = theta.map(&mut SgdStep { grads: &grads, lr: inner_lr });
-    }
-    theta
-}
-
 fn qa_nll<B: Backend>(model: &Gpt2LmHead<B>, problem: &MetaProblem, device: &B::Device) -> f64 {
     let ids = problem.qa.ids::<B>(device); // [Bq, Tq]
     let targets =
@@ -321,7 +300,7 @@ fn validate_with<B: Backend>(
         for w in &weights {
             all_weights.push(w.clone().into_data().convert::<f32>().to_vec::<f32>().expect("f32 weights"));
         }
-        let theta_k = unroll(theta0, &problem.docs, &weights, problem.inner_lr, problem.reduction);
+        let theta_k = unroll(theta0.clone(), 0..problem.docs.len(), &weights, &problem);
         let (q0, qk) = (qa_nll(theta0, &problem, device), qa_nll(&theta_k, &problem, device));
         let loc_ids = problem.locality.ids::<B>(device); // [Bl, Tl]
         let d_kl = scalar(kl_divergence(

@@ -50,28 +50,30 @@ impl MatmulPrecision {
         };
         lhs.cast(half).matmul(rhs.cast(half)).cast(FloatDType::F32)
     }
+
+    /// The name used on the command line and in configs: `f32`, `bf16` or `f16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        }
+    }
 }
 
 impl std::str::FromStr for MatmulPrecision {
     type Err = String;
-    /// `f32`, `bf16` or `f16`.
     fn from_str(name: &str) -> Result<Self, String> {
-        match name {
-            "f32" => Ok(Self::F32),
-            "bf16" => Ok(Self::Bf16),
-            "f16" => Ok(Self::F16),
-            other => Err(format!("unknown matmul precision `{other}` (f32, bf16, f16)")),
-        }
+        [Self::F32, Self::Bf16, Self::F16]
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| format!("unknown matmul precision `{name}` (f32, bf16, f16)"))
     }
 }
 
 impl std::fmt::Display for MatmulPrecision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::F32 => "f32",
-            Self::Bf16 => "bf16",
-            Self::F16 => "f16",
-        })
+        f.write_str(self.name())
     }
 }
 
