@@ -11,8 +11,8 @@ use burn::prelude::*;
 use camels_data::{Document, Format, Shuffle, StreamConfig, build_stream, read_any};
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt};
 use camels_meta::eval::{
-    EvalConfig, Prediction, Summary, answer_nlls, control_questions, evaluate_questions, perplexity, questions_of,
-    write_predictions_csv, write_summary,
+    EvalConfig, Prediction, QaItem, Summary, answer_nlls, control_questions, evaluate_questions, perplexity,
+    questions_of, swapped_answers, write_predictions_csv, write_summary,
 };
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
@@ -218,6 +218,10 @@ fn print_summary(summary: &Summary, json: bool) -> Result<()> {
         ("F1 %", format!("{:.2}", summary.f1)),
         ("answer NLL before", opt(summary.answer_nll_before)),
         ("answer NLL after", format!("{:.4}", summary.answer_nll_after)),
+        ("swapped questions (another question's answer)", summary.swapped_questions.to_string()),
+        ("swapped answer NLL before", opt(summary.swapped_answer_nll_before)),
+        ("swapped answer NLL after", opt(summary.swapped_answer_nll_after)),
+        ("fact gain (answer-NLL gain - swapped gain)", opt(summary.fact_gain())),
         ("control questions (documents not streamed)", summary.control_questions.to_string()),
         ("control answer NLL before", opt(summary.control_answer_nll_before)),
         ("control answer NLL after", opt(summary.control_answer_nll_after)),
@@ -287,14 +291,18 @@ impl BackendJob for AdaptJob {
             }
             None => Vec::new(),
         };
-        let control_nll = |model: &Gpt2LmHead<B>| -> Result<Option<f64>> {
-            if control_items.is_empty() {
+        let mean_nll = |model: &Gpt2LmHead<B>, items: &[QaItem]| -> Result<Option<f64>> {
+            if items.is_empty() {
                 return Ok(None);
             }
-            let nlls = answer_nlls(model, tokenizer.inner(), &control_items, &eval, &device)?;
+            let nlls = answer_nlls(model, tokenizer.inner(), items, &eval, &device)?;
             Ok(Some(nlls.iter().sum::<f64>() / nlls.len() as f64))
         };
-        let control_before = control_nll(&model.valid())?;
+        let control_before = mean_nll(&model.valid(), &control_items)?;
+        // Swapped answers (with --eval-before): how much of the gain is about answers in general.
+        let (swapped_items, swapped) =
+            if args.eval_before { swapped_answers(&questions_of(&docs)) } else { (Vec::new(), 0) };
+        let swapped_before = mean_nll(&model.valid(), &swapped_items)?;
 
         let before = if args.eval_before {
             tracing::info!("evaluating before adaptation");
@@ -368,7 +376,10 @@ impl BackendJob for AdaptJob {
             control_file: args.control.as_ref().map(|p| p.display().to_string()),
             control_questions: control_items.len(),
             control_answer_nll_before: control_before,
-            control_answer_nll_after: control_nll(&model)?,
+            control_answer_nll_after: mean_nll(&model, &control_items)?,
+            swapped_questions: swapped,
+            swapped_answer_nll_before: swapped_before,
+            swapped_answer_nll_after: mean_nll(&model, &swapped_items)?,
             docs_skipped: report.skipped.len(),
             skipped_docs: report.skipped.clone(),
             docs_too_short: report.too_short.len(),

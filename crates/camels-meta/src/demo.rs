@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapt::{AdaptConfig, RunControl, adapt};
 use crate::config::{MetaTrainConfig, apply_override};
 use crate::error::{MetaError, Result};
-use crate::eval::{EvalConfig, evaluate_questions, perplexity, questions_of};
+use crate::eval::{EvalConfig, answer_nlls, evaluate_questions, perplexity, questions_of, swapped_answers};
 use crate::pretrain::{PretrainConfig, QaSplits, QaTuneConfig, pretrain, qa_tune};
 use crate::strategy::{Weigher, WeightStrategy, weighted_docs};
 use crate::train::{Event, meta_train};
@@ -414,6 +414,13 @@ pub struct ResultRow {
     pub answer_nll_after: f64,
     /// Perplexity of unrelated text after adaptation.
     pub unrelated_ppl_after: f64,
+    /// Mean NLL of the test questions' swapped answers ([`crate::eval::swapped_answers`]) before
+    /// adaptation.
+    #[serde(default)]
+    pub swapped_nll_before: f64,
+    /// The same after adaptation.
+    #[serde(default)]
+    pub swapped_nll_after: f64,
     /// Validation-stream F1 at the chosen learning rate (percent).
     pub val_f1: f64,
     /// Validation-stream answer NLL at the chosen learning rate.
@@ -465,6 +472,14 @@ pub struct DemoResults {
     pub config: DemoConfig,
 }
 
+impl ResultRow {
+    /// The answer-NLL gain minus the swapped answers' gain: what adaptation taught about each
+    /// question's own document (0 for `none`).
+    pub fn fact_gain(&self) -> f64 {
+        (self.answer_nll_before - self.answer_nll_after) - (self.swapped_nll_before - self.swapped_nll_after)
+    }
+}
+
 impl SelectBy {
     /// Whether validation scores `a` beat `b`.
     fn prefers(self, a: &Scores, b: &Scores) -> bool {
@@ -489,6 +504,7 @@ struct Scores {
     f1: f64,
     nll: f64,
     ppl: f64,
+    swapped_nll: f64,
 }
 
 struct Ctx<'a, B: Backend> {
@@ -500,14 +516,21 @@ struct Ctx<'a, B: Backend> {
 }
 
 impl<B: Backend> Ctx<'_, B> {
-    fn score(&self, model: &Gpt2LmHead<B>, docs: &[Document], with_ppl: bool) -> Result<Scores> {
-        let predictions = evaluate_questions(model, self.tokenizer, &questions_of(docs), &self.eval, self.device)?;
+    /// QA scores; `test` adds the unrelated perplexity and the swapped answers' NLL.
+    fn score(&self, model: &Gpt2LmHead<B>, docs: &[Document], test: bool) -> Result<Scores> {
+        let items = questions_of(docs);
+        let predictions = evaluate_questions(model, self.tokenizer, &items, &self.eval, self.device)?;
         let n = predictions.len().max(1) as f64;
         let mean = |f: fn(&crate::eval::Prediction) -> f64| predictions.iter().map(f).sum::<f64>() / n;
-        let ppl = if with_ppl {
-            perplexity(model, self.tokenizer.inner(), &self.unrelated, &self.eval, self.device)?
+        let (ppl, swapped_nll) = if test {
+            let swapped =
+                answer_nlls(model, self.tokenizer.inner(), &swapped_answers(&items).0, &self.eval, self.device)?;
+            (
+                perplexity(model, self.tokenizer.inner(), &self.unrelated, &self.eval, self.device)?,
+                swapped.iter().sum::<f64>() / swapped.len().max(1) as f64,
+            )
         } else {
-            f64::NAN
+            (f64::NAN, f64::NAN)
         };
         Ok(Scores {
             em: 100.0 * mean(|p| p.em),
@@ -515,6 +538,7 @@ impl<B: Backend> Ctx<'_, B> {
             f1: 100.0 * mean(|p| p.f1),
             nll: mean(|p| p.nll),
             ppl,
+            swapped_nll,
         })
     }
 
@@ -708,6 +732,8 @@ pub fn run_demo<B: Backend>(
             answer_nll_before: before.nll,
             answer_nll_after: s.nll,
             unrelated_ppl_after: s.ppl,
+            swapped_nll_before: before.swapped_nll,
+            swapped_nll_after: s.swapped_nll,
             val_f1: val.0,
             val_answer_nll: val.1,
         };
@@ -850,8 +876,8 @@ pub fn bar_checks(rows: &[ResultRow], small: &str, large: &str) -> Vec<BarCheck>
 pub fn results_markdown(results: &DemoResults) -> String {
     let mut md = format!(
         "Test stream: {} documents, {} questions. Learning rates chosen on the validation stream ({}).\n\n\
-         | base | strategy | lr | EM | EM strict | F1 | answer NLL before | answer NLL after | unrelated ppl after | val F1 | val answer NLL |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         | base | strategy | lr | EM | EM strict | F1 | answer NLL before | answer NLL after | fact gain | unrelated ppl after | val F1 | val answer NLL |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         results.test_docs,
         results.test_questions,
         match results.config.select_by {
@@ -861,7 +887,7 @@ pub fn results_markdown(results: &DemoResults) -> String {
     );
     for r in &results.rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.3} | {} | {} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.4} | {:.3} | {} | {} |\n",
             r.base,
             r.strategy,
             if r.lr > 0.0 { format!("{:.0e}", r.lr) } else { "-".into() },
@@ -870,11 +896,17 @@ pub fn results_markdown(results: &DemoResults) -> String {
             r.f1,
             r.answer_nll_before,
             r.answer_nll_after,
+            r.fact_gain(),
             r.unrelated_ppl_after,
             if r.val_f1.is_finite() { format!("{:.2}", r.val_f1) } else { "-".into() },
             if r.val_answer_nll.is_finite() { format!("{:.4}", r.val_answer_nll) } else { "-".into() },
         ));
     }
+    md.push_str(
+        "\nFact gain: the answer-NLL gain minus the gain on the same questions scored against other \
+         questions' answers of the same kind (swapped answers), i.e. the part of the gain that is about \
+         each question's own document rather than the stream's vocabulary.\n",
+    );
     md.push_str("\n| check | measured | holds |\n|---|---|---|\n");
     for c in &results.bar {
         md.push_str(&format!("| {} | {} | {} |\n", c.claim, c.measured, if c.holds { "yes" } else { "no" }));
@@ -931,12 +963,12 @@ fn write_results(out: &Path, results: &DemoResults, views: &[DocView], metrics: 
     write_atomic(&out.join("results.md"), md.as_bytes())?;
     let mut table = String::from(
         "<table><tr><th>base</th><th>strategy</th><th>lr</th><th>EM</th><th>EM strict</th><th>F1</th>\
-         <th>answer NLL before</th><th>answer NLL after</th><th>unrelated ppl after</th></tr>\n",
+         <th>answer NLL before</th><th>answer NLL after</th><th>fact gain</th><th>unrelated ppl after</th></tr>\n",
     );
     for r in &results.rows {
         table.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{:.0e}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.4}</td>\
-             <td>{:.4}</td><td>{:.3}</td></tr>\n",
+             <td>{:.4}</td><td>{:.4}</td><td>{:.3}</td></tr>\n",
             escape(&r.base),
             escape(&r.strategy),
             r.lr,
@@ -945,6 +977,7 @@ fn write_results(out: &Path, results: &DemoResults, views: &[DocView], metrics: 
             r.f1,
             r.answer_nll_before,
             r.answer_nll_after,
+            r.fact_gain(),
             r.unrelated_ppl_after
         ));
     }
@@ -984,6 +1017,8 @@ mod tests {
             answer_nll_before: 3.0,
             answer_nll_after: after,
             unrelated_ppl_after: 10.0,
+            swapped_nll_before: 3.0,
+            swapped_nll_after: 3.0,
             val_f1: 0.0,
             val_answer_nll: 0.0,
         }
@@ -1051,7 +1086,7 @@ mod tests {
 
     #[test]
     fn the_sweep_picks_by_answer_nll_or_by_f1() {
-        let s = |f1: f64, nll: f64| Scores { em: 0.0, em_strict: 0.0, f1, nll, ppl: 0.0 };
+        let s = |f1: f64, nll: f64| Scores { em: 0.0, em_strict: 0.0, f1, nll, ppl: 0.0, swapped_nll: 0.0 };
         assert!(SelectBy::AnswerNll.prefers(&s(1.0, 2.0), &s(5.0, 2.1)));
         assert!(SelectBy::F1.prefers(&s(5.0, 2.1), &s(1.0, 2.0)));
         assert!(SelectBy::AnswerNll.prefers(&s(2.0, 2.0), &s(1.0, 2.0)), "ties go to F1");

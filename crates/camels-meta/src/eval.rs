@@ -1,7 +1,8 @@
 //! QA evaluation of a (possibly adapted) base LM: generated answers scored with SQuAD EM (lenient
 //! prefix EM as in the CaMeLS reference, and strict EM) and F1, the NLL of the gold answer, the
-//! perplexity of unrelated text (forgetting), control questions (about documents not streamed), and
-//! the `predictions.csv` / `summary.json` writers.
+//! perplexity of unrelated text (forgetting), control questions (about documents not streamed),
+//! swapped answers (each question scored against another streamed question's answer), and the
+//! `predictions.csv` / `summary.json` writers.
 
 use std::path::Path;
 
@@ -91,6 +92,61 @@ pub fn control_questions(stream: &[Document], control: &[Document], path: &Path)
         });
     }
     Ok(items)
+}
+
+/// The coarse kind of an answer that [`swapped_answers`] pairs within: a year (4 digits), a number
+/// (digits, commas, points), a date or other text with a digit, lower-case text (roles, common
+/// nouns) or capitalised text (names).
+fn answer_kind(answer: &str) -> u8 {
+    let answer = answer.trim();
+    let digits = answer.chars().filter(char::is_ascii_digit).count();
+    if digits == 4 && answer.chars().count() == 4 {
+        0
+    } else if digits > 0 && answer.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '.') {
+        1
+    } else if digits > 0 {
+        2
+    } else if answer.chars().next().is_some_and(char::is_lowercase) {
+        3
+    } else {
+        4
+    }
+}
+
+/// The streamed questions, each paired with the gold answer of another streamed question instead of
+/// its own: the next one in stream order (cyclically) about another document whose answer is of the
+/// same kind ([`answer_kind`]) and whose question opens with the same two words ("In which", "How
+/// many"), else the next of the same kind, else the next about another document, skipping answers
+/// equal to one of the question's own. The answer NLL of these pairs moves with what adaptation
+/// teaches about answers in general (the stream's names and numbers, whatever they answer); the gold
+/// answers' gain minus theirs is what it teaches about each question's own document. A question with
+/// no usable partner keeps its place with its own answers (and so adds 0 to the difference); the
+/// count of swapped ones is returned alongside.
+pub fn swapped_answers(items: &[QaItem]) -> (Vec<QaItem>, usize) {
+    let opening = |q: &str| q.split_whitespace().take(2).map(str::to_lowercase).collect::<Vec<_>>().join(" ");
+    let keys: Vec<(u8, String)> =
+        items.iter().map(|q| (answer_kind(shortest(&q.answers)), opening(&q.question))).collect();
+    let n = items.len();
+    let mut swapped = 0;
+    let out = (0..n)
+        .map(|i| {
+            let usable = |j: usize| {
+                let partner = shortest(&items[j].answers);
+                items[j].doc_id != items[i].doc_id && !items[i].answers.iter().any(|a| a.trim() == partner.trim())
+            };
+            let next = |same: &dyn Fn(usize) -> bool| (1..n).map(|k| (i + k) % n).find(|&j| same(j) && usable(j));
+            let partner =
+                next(&|j| keys[j] == keys[i]).or_else(|| next(&|j| keys[j].0 == keys[i].0)).or_else(|| next(&|_| true));
+            match partner {
+                Some(j) => {
+                    swapped += 1;
+                    QaItem { answers: vec![shortest(&items[j].answers).to_string()], ..items[i].clone() }
+                }
+                None => items[i].clone(),
+            }
+        })
+        .collect();
+    (out, swapped)
 }
 
 /// Per-question NLL of the gold (shortest) answer and its end of sequence given the prompt, in nats
@@ -264,8 +320,10 @@ pub fn evaluate_questions<B: Backend>(
 }
 
 /// `summary.json`: EM and F1 in percent (as the SQuAD script reports them), NLLs in nats per answer
-/// token; `em` is the reference's lenient prefix EM, `em_strict` the official one.
+/// token; `em` is the reference's lenient prefix EM, `em_strict` the official one. Fields missing
+/// from a file (one written by an older version) read as their defaults.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     /// The weighting strategy (`none` for `eval`).
     pub strategy: String,
@@ -295,6 +353,14 @@ pub struct Summary {
     pub control_answer_nll_before: Option<f64>,
     /// Their mean gold-answer NLL after adaptation.
     pub control_answer_nll_after: Option<f64>,
+    /// Streamed questions scored against another question's answer ([`swapped_answers`]; with
+    /// `--eval-before`).
+    pub swapped_questions: usize,
+    /// Their mean swapped-answer NLL before adaptation.
+    pub swapped_answer_nll_before: Option<f64>,
+    /// Their mean swapped-answer NLL after adaptation. `answer_nll_before − answer_nll_after` minus
+    /// `swapped_answer_nll_before − swapped_answer_nll_after` is [`Summary::fact_gain`].
+    pub swapped_answer_nll_after: Option<f64>,
     /// Perplexity of the unrelated text before adaptation.
     pub unrelated_ppl_before: Option<f64>,
     /// Perplexity of the unrelated text after adaptation.
@@ -321,6 +387,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The answer-NLL gain that is about each question's own document: the gold answers' gain minus
+    /// the swapped answers' gain (what adaptation teaches about answers whatever they answer). `None`
+    /// without the NLLs before adaptation.
+    pub fn fact_gain(&self) -> Option<f64> {
+        let gain = self.answer_nll_before? - self.answer_nll_after;
+        Some(gain - (self.swapped_answer_nll_before? - self.swapped_answer_nll_after?))
+    }
+
     /// Fills the QA fields from scored predictions.
     pub fn with_predictions(mut self, predictions: &[Prediction]) -> Self {
         let n = predictions.len().max(1) as f64;
@@ -391,6 +465,33 @@ mod tests {
             questions: answers.iter().map(question).collect(),
             meta: Default::default(),
         }
+    }
+
+    #[test]
+    fn swapped_answers_pair_each_question_with_another_documents_answer_of_its_kind() {
+        let item = |doc: &str, question: &str, answer: &str| QaItem {
+            doc_id: doc.into(),
+            question: question.into(),
+            answers: vec![answer.into()],
+        };
+        let items = [
+            item("a", "In which town was Alpha born?", "Cunova"),
+            item("a", "What year was Alpha born?", "1825"),
+            item("b", "What year was Beta born?", "1790"),
+            item("b", "In which town was Beta born?", "Lulith"),
+            item("c", "What was the trade of Gamma?", "cooper"),
+            item("d", "What was the trade of Delta?", "cooper"),
+            item("e", "How many books did Epsilon write?", "39"),
+        ];
+        let (swapped, n) = swapped_answers(&items);
+        let answers: Vec<&str> = swapped.iter().map(|q| q.answers[0].as_str()).collect();
+        // Towns with towns, years with years; the two coopers cannot swap (same answer), so they
+        // take the next answer of any kind; the lone count takes the next question's answer.
+        assert_eq!(answers, ["Lulith", "1790", "1825", "Cunova", "39", "39", "Cunova"]);
+        assert_eq!(n, 7);
+        assert!(swapped.iter().zip(&items).all(|(s, q)| s.question == q.question && s.doc_id == q.doc_id));
+        let (alone, n) = swapped_answers(&items[..2]);
+        assert_eq!((alone, n), (items[..2].to_vec(), 0), "one document: nothing to swap with");
     }
 
     #[test]

@@ -341,7 +341,10 @@ mod strategies_and_eval {
     use super::*;
     use burn::module::AutodiffModule;
     use camels_data::{Document, Question, TextEncoder};
-    use camels_meta::eval::{EvalConfig, Summary, evaluate_questions, perplexity, questions_of, write_predictions_csv};
+    use camels_meta::eval::{
+        EvalConfig, Summary, answer_nlls, evaluate_questions, perplexity, questions_of, swapped_answers,
+        write_predictions_csv,
+    };
     use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
     use camels_model::tokenizer::Gpt2Tokenizer;
 
@@ -436,5 +439,48 @@ mod strategies_and_eval {
         assert_eq!(csv.lines().count(), 3);
         assert!(csv.contains("\"Belkarra | the town of Belkarra\""));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_fact_gain_separates_a_documents_own_answers_from_the_streams_vocabulary() {
+        let tok = tokenizer();
+        // Two documents of the same shape: a model that takes their facts up raises each question's
+        // own answer more than the other document's answer of the same kind.
+        let doc = |id: &str, name: &str, year: &str, town: &str| {
+            let mut d = Document::new(id, format!("{name} was born in {year} in the town of {town}."));
+            d.questions.push(Question::new(format!("{name} was born in"), vec![year.into()]));
+            d.questions.push(Question::new(format!("{name} was born in {year} in the town of"), vec![town.into()]));
+            d
+        };
+        let docs =
+            vec![doc("a", "Varodek Quillian", "1873", "Belkarra"), doc("b", "Ostrava Melling", "1902", "Tessaly")];
+        let items = questions_of(&docs);
+        let (swapped, n) = swapped_answers(&items);
+        assert_eq!(n, 4);
+        let answers: Vec<&str> = swapped.iter().map(|q| q.answers[0].as_str()).collect();
+        assert_eq!(answers, ["1902", "Tessaly", "1873", "Belkarra"]);
+
+        let device = Default::default();
+        let config = EvalConfig::default();
+        let mean = |m: &Gpt2LmHead<Cpu>, items: &[camels_meta::eval::QaItem]| {
+            let nlls = answer_nlls(m, tok.inner(), items, &config, &device).unwrap();
+            Some(nlls.iter().sum::<f64>() / nlls.len() as f64)
+        };
+        let base = tiny();
+        let weigher = Weigher::<Cpu>::new(&WeightStrategy::Uniform, &[""], &device).unwrap();
+        let stream = weighted_docs(&weigher, tok.inner(), &docs, 64).unwrap();
+        let (adapted, _) =
+            adapt(base.clone(), &stream, &AdaptConfig { epochs: 20, ..torch_adam() }, RunControl::default()).unwrap();
+        let summary = Summary {
+            answer_nll_before: mean(&base.valid(), &items),
+            answer_nll_after: mean(&adapted.valid(), &items).unwrap(),
+            swapped_answer_nll_before: mean(&base.valid(), &swapped),
+            swapped_answer_nll_after: mean(&adapted.valid(), &swapped),
+            ..Summary::default()
+        };
+        let gain = summary.answer_nll_before.unwrap() - summary.answer_nll_after;
+        let fact = summary.fact_gain().unwrap();
+        assert!(gain > 0.0 && fact > 0.25 * gain, "fact gain {fact} of an answer-NLL gain {gain}");
+        assert_eq!(Summary { swapped_answer_nll_after: None, ..summary }.fact_gain(), None);
     }
 }

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Where an adaptation run's answer-NLL gain comes from, by kind of answer (python3, stdlib only).
+
+Reads the predictions.csv of one or more `camels-cli adapt --eval-before --out DIR` runs over the
+same stream and prints, per group of questions, the mean gain (NLL before - NLL after) of each run:
+- by kind of gold answer: a year, a count, a date, a role (lower case) or a name (capitalised);
+- by whether the gold answer's text also occurs in another streamed document ("elsewhere"), or
+  only in its own ("only here"): a gain on "only here" answers is a fact taken up from its
+  document; a gain on "elsewhere" answers can also come from the stream's vocabulary.
+
+    python3 bench/answer_breakdown.py --stream runs/demo-3/world/test.jsonl --n-docs 200 \
+        runs/diag/200-adam-3e-4-unifor runs/diag/200-adam-3e-4-answer
+"""
+
+import argparse
+import csv
+import json
+import re
+import sys
+from collections import defaultdict
+
+
+def kind(answer: str) -> str:
+    if re.fullmatch(r"\d{4}", answer):
+        return "year"
+    if re.fullmatch(r"[\d,]+", answer):
+        return "count"
+    if re.search(r"\d", answer):
+        return "date"
+    if answer[:1].islower():
+        return "role"
+    return "name"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", required=True, help="the JSONL stream the runs adapted on")
+    parser.add_argument("--n-docs", type=int, default=None, help="documents streamed (all when absent)")
+    parser.add_argument("runs", nargs="+", help="adapt output directories (each with predictions.csv)")
+    args = parser.parse_args()
+
+    docs = []
+    with open(args.stream, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    docs.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    sys.exit(f"{args.stream}: line {line_no}: not JSON ({e})")
+    docs = docs[: args.n_docs] if args.n_docs else docs
+    texts = {d["id"]: d["text"] for d in docs}
+
+    runs = {}
+    for run in args.runs:
+        path = f"{run}/predictions.csv"
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        for i, row in enumerate(rows):
+            if not row.get("nll_before"):
+                sys.exit(f"{path}: row {i + 2}: field nll_before is empty (run adapt with --eval-before)")
+        runs[run] = rows
+    first = next(iter(runs.values()))
+    for run, rows in runs.items():
+        if [r["question"] for r in rows] != [r["question"] for r in first]:
+            sys.exit(f"{run}/predictions.csv: not the same questions as {args.runs[0]}")
+
+    groups = defaultdict(lambda: defaultdict(list))
+    for i, row in enumerate(first):
+        if row["doc_id"] not in texts:
+            sys.exit(f"{args.runs[0]}/predictions.csv: row {i + 2}: doc_id {row['doc_id']} is not in the stream")
+        answers = [a.strip() for a in row["answers"].split(" | ")]
+        elsewhere = any(a in t for a in answers for d, t in texts.items() if d != row["doc_id"])
+        for run, rows in runs.items():
+            gain = float(rows[i]["nll_before"]) - float(rows[i]["nll"])
+            for group in ("all", kind(answers[0]), "elsewhere" if elsewhere else "only here"):
+                groups[group][run].append(gain)
+
+    names = [r.rstrip("/").split("/")[-1] for r in args.runs]
+    print("| questions | n | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    for group in ["all", "name", "role", "year", "date", "count", "elsewhere", "only here"]:
+        if group in groups:
+            gains = groups[group]
+            n = len(gains[args.runs[0]])
+            cells = " | ".join(f"{sum(gains[r]) / n:.3f}" for r in args.runs)
+            print(f"| {group} | {n} | {cells} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
