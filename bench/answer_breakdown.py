@@ -4,12 +4,13 @@
 Reads the predictions.csv of one or more `camels-cli adapt --eval-before --out DIR` runs over the
 same stream and prints, per group of questions, the mean gain (NLL before - NLL after) of each run:
 - by kind of gold answer: a year, a count, a date, a role (lower case) or a name (capitalised);
-- by whether the gold answer's text also occurs in another streamed document ("elsewhere"), or
-  only in its own ("only here"): a gain on "only here" answers is a fact taken up from its
-  document; a gain on "elsewhere" answers can also come from the stream's vocabulary.
+- by whether the gold answer also occurs (as whole words) in another streamed document
+  ("elsewhere") or only in its own ("only here"): a gain on "elsewhere" answers can come from
+  the stream's vocabulary alone.
+The kind is that of the shortest gold answer, the one whose NLL predictions.csv holds.
 
     python3 bench/answer_breakdown.py --stream runs/demo-3/world/test.jsonl --n-docs 200 \
-        runs/diag/200-adam-3e-4-unifor runs/diag/200-adam-3e-4-answer
+        runs/adapt-uniform runs/adapt-answers
 """
 
 import argparse
@@ -44,11 +45,12 @@ def main() -> int:
         for line_no, line in enumerate(f, 1):
             if line.strip():
                 try:
-                    docs.append(json.loads(line))
+                    docs.append((line_no, json.loads(line)))
                 except json.JSONDecodeError as e:
                     sys.exit(f"{args.stream}: line {line_no}: not JSON ({e})")
     docs = docs[: args.n_docs] if args.n_docs else docs
-    texts = {d["id"]: d["text"] for d in docs}
+    # Document ids as camels reads them: `id`, else `line N`.
+    texts = {str(d.get("id", f"line {n}")): d["text"] for n, d in docs}
 
     runs = {}
     for run in args.runs:
@@ -69,10 +71,12 @@ def main() -> int:
         if row["doc_id"] not in texts:
             sys.exit(f"{args.runs[0]}/predictions.csv: row {i + 2}: doc_id {row['doc_id']} is not in the stream")
         answers = [a.strip() for a in row["answers"].split(" | ")]
-        elsewhere = any(a in t for a in answers for d, t in texts.items() if d != row["doc_id"])
+        shortest = min(answers, key=len)
+        word = re.compile(rf"\b{re.escape(shortest)}\b")
+        elsewhere = any(word.search(t) for d, t in texts.items() if d != row["doc_id"])
         for run, rows in runs.items():
             gain = float(rows[i]["nll_before"]) - float(rows[i]["nll"])
-            for group in ("all", kind(answers[0]), "elsewhere" if elsewhere else "only here"):
+            for group in ("all", kind(shortest), "elsewhere" if elsewhere else "only here"):
                 groups[group][run].append(gain)
 
     names = [r.rstrip("/").split("/")[-1] for r in args.runs]

@@ -11,8 +11,8 @@ use burn::prelude::*;
 use camels_data::{Document, Format, Shuffle, StreamConfig, build_stream, read_any};
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt};
 use camels_meta::eval::{
-    EvalConfig, Prediction, QaItem, Summary, answer_nlls, control_questions, evaluate_questions, perplexity,
-    questions_of, swapped_answers, write_predictions_csv, write_summary,
+    EvalConfig, Prediction, QaItem, Summary, SwappedAnswers, answer_nlls, control_questions, evaluate_questions,
+    fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
 };
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
@@ -200,13 +200,18 @@ fn read_unrelated(qa: &QaArgs) -> Result<Vec<String>> {
     }
 }
 
+/// The mean of `values`, `None` when there are none.
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
 fn print_summary(summary: &Summary, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(summary)?);
         return Ok(());
     }
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-    let rows = [
+    let mut rows = vec![
         ("strategy", summary.strategy.clone()),
         ("lr", format!("{:e}", summary.lr)),
         ("documents", summary.n_docs.to_string()),
@@ -218,18 +223,28 @@ fn print_summary(summary: &Summary, json: bool) -> Result<()> {
         ("F1 %", format!("{:.2}", summary.f1)),
         ("answer NLL before", opt(summary.answer_nll_before)),
         ("answer NLL after", format!("{:.4}", summary.answer_nll_after)),
-        ("swapped questions (another question's answer)", summary.swapped_questions.to_string()),
-        ("swapped answer NLL before", opt(summary.swapped_answer_nll_before)),
-        ("swapped answer NLL after", opt(summary.swapped_answer_nll_after)),
-        ("fact gain (answer-NLL gain - swapped gain)", opt(summary.fact_gain())),
-        ("control questions (documents not streamed)", summary.control_questions.to_string()),
-        ("control answer NLL before", opt(summary.control_answer_nll_before)),
-        ("control answer NLL after", opt(summary.control_answer_nll_after)),
+    ];
+    if summary.swapped_questions > 0 {
+        rows.extend([
+            ("swapped questions (another document's answer)", summary.swapped_questions.to_string()),
+            ("swapped answer NLL before", opt(summary.swapped_answer_nll_before)),
+            ("swapped answer NLL after", opt(summary.swapped_answer_nll_after)),
+            ("fact gain (their gold answers' gain - swapped gain)", opt(summary.fact_gain)),
+        ]);
+    }
+    if summary.control_questions > 0 {
+        rows.extend([
+            ("control questions (documents not streamed)", summary.control_questions.to_string()),
+            ("control answer NLL before", opt(summary.control_answer_nll_before)),
+            ("control answer NLL after", opt(summary.control_answer_nll_after)),
+        ]);
+    }
+    rows.extend([
         ("unrelated perplexity before", opt(summary.unrelated_ppl_before)),
         ("unrelated perplexity after", opt(summary.unrelated_ppl_after)),
         ("adaptation tokens/s", format!("{:.1}", summary.adapt_tokens_per_s)),
         ("QA questions/s", format!("{:.2}", summary.questions_per_s)),
-    ];
+    ]);
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in rows {
         println!("{key:<width$}  {value}");
@@ -291,18 +306,12 @@ impl BackendJob for AdaptJob {
             }
             None => Vec::new(),
         };
-        let mean_nll = |model: &Gpt2LmHead<B>, items: &[QaItem]| -> Result<Option<f64>> {
-            if items.is_empty() {
-                return Ok(None);
-            }
-            let nlls = answer_nlls(model, tokenizer.inner(), items, &eval, &device)?;
-            Ok(Some(nlls.iter().sum::<f64>() / nlls.len() as f64))
-        };
-        let control_before = mean_nll(&model.valid(), &control_items)?;
+        let nlls =
+            |model: &Gpt2LmHead<B>, items: &[QaItem]| answer_nlls(model, tokenizer.inner(), items, &eval, &device);
+        let control_before = mean(&nlls(&model.valid(), &control_items)?);
         // Swapped answers (with --eval-before): how much of the gain is about answers in general.
-        let (swapped_items, swapped) =
-            if args.eval_before { swapped_answers(&questions_of(&docs)) } else { (Vec::new(), 0) };
-        let swapped_before = mean_nll(&model.valid(), &swapped_items)?;
+        let swapped = if args.eval_before { swapped_answers(&docs) } else { SwappedAnswers::default() };
+        let swapped_before = nlls(&model.valid(), &swapped.items)?;
 
         let before = if args.eval_before {
             tracing::info!("evaluating before adaptation");
@@ -366,6 +375,14 @@ impl BackendJob for AdaptJob {
             }
         }
         write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
+        let swapped_after = nlls(&model, &swapped.items)?;
+        let gold = |f: fn(&Prediction) -> Option<f64>| -> Vec<f64> {
+            swapped.index.iter().filter_map(|&i| f(&predictions[i])).collect()
+        };
+        let fact = match &before {
+            Some(_) => fact_gain(&gold(|p| p.nll_before), &gold(|p| Some(p.nll)), &swapped_before, &swapped_after),
+            None => None,
+        };
         let summary = Summary {
             strategy: strategy.to_string(),
             lr: config.lr,
@@ -376,10 +393,11 @@ impl BackendJob for AdaptJob {
             control_file: args.control.as_ref().map(|p| p.display().to_string()),
             control_questions: control_items.len(),
             control_answer_nll_before: control_before,
-            control_answer_nll_after: mean_nll(&model, &control_items)?,
-            swapped_questions: swapped,
-            swapped_answer_nll_before: swapped_before,
-            swapped_answer_nll_after: mean_nll(&model, &swapped_items)?,
+            control_answer_nll_after: mean(&nlls(&model, &control_items)?),
+            swapped_questions: swapped.items.len(),
+            swapped_answer_nll_before: mean(&swapped_before),
+            swapped_answer_nll_after: mean(&swapped_after),
+            fact_gain: fact,
             docs_skipped: report.skipped.len(),
             skipped_docs: report.skipped.clone(),
             docs_too_short: report.too_short.len(),

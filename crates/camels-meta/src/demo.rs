@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapt::{AdaptConfig, RunControl, adapt};
 use crate::config::{MetaTrainConfig, apply_override};
 use crate::error::{MetaError, Result};
-use crate::eval::{EvalConfig, answer_nlls, evaluate_questions, perplexity, questions_of, swapped_answers};
+use crate::eval::{EvalConfig, answer_nlls, evaluate_questions, fact_gain, perplexity, questions_of, swapped_answers};
 use crate::pretrain::{PretrainConfig, QaSplits, QaTuneConfig, pretrain, qa_tune};
 use crate::strategy::{Weigher, WeightStrategy, weighted_docs};
 use crate::train::{Event, meta_train};
@@ -414,13 +414,10 @@ pub struct ResultRow {
     pub answer_nll_after: f64,
     /// Perplexity of unrelated text after adaptation.
     pub unrelated_ppl_after: f64,
-    /// Mean NLL of the test questions' swapped answers ([`crate::eval::swapped_answers`]) before
-    /// adaptation.
-    #[serde(default)]
-    pub swapped_nll_before: f64,
-    /// The same after adaptation.
-    #[serde(default)]
-    pub swapped_nll_after: f64,
+    /// The fact gain ([`crate::eval::fact_gain`]): over the test questions paired with another
+    /// document's answer, the gold answers' NLL gain minus the swapped answers'; NaN when none pair.
+    #[serde(default = "nan")]
+    pub fact_gain: f64,
     /// Validation-stream F1 at the chosen learning rate (percent).
     pub val_f1: f64,
     /// Validation-stream answer NLL at the chosen learning rate.
@@ -472,14 +469,6 @@ pub struct DemoResults {
     pub config: DemoConfig,
 }
 
-impl ResultRow {
-    /// The answer-NLL gain minus the swapped answers' gain: what adaptation taught about each
-    /// question's own document (0 for `none`).
-    pub fn fact_gain(&self) -> f64 {
-        (self.answer_nll_before - self.answer_nll_after) - (self.swapped_nll_before - self.swapped_nll_after)
-    }
-}
-
 impl SelectBy {
     /// Whether validation scores `a` beat `b`.
     fn prefers(self, a: &Scores, b: &Scores) -> bool {
@@ -496,15 +485,28 @@ impl SelectBy {
     }
 }
 
+fn nan() -> f64 {
+    f64::NAN
+}
+
 /// QA scores of one model on one stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Scores {
     em: f64,
     em_strict: f64,
     f1: f64,
     nll: f64,
     ppl: f64,
-    swapped_nll: f64,
+    /// On the test stream: the gold and the swapped answers' NLLs of the swapped questions.
+    gold_swapped: Vec<f64>,
+    swapped: Vec<f64>,
+}
+
+impl Scores {
+    /// The fact gain from `before` to `self`.
+    fn fact_gain(&self, before: &Scores) -> f64 {
+        fact_gain(&before.gold_swapped, &self.gold_swapped, &before.swapped, &self.swapped).unwrap_or(f64::NAN)
+    }
 }
 
 struct Ctx<'a, B: Backend> {
@@ -516,29 +518,26 @@ struct Ctx<'a, B: Backend> {
 }
 
 impl<B: Backend> Ctx<'_, B> {
-    /// QA scores; `test` adds the unrelated perplexity and the swapped answers' NLL.
+    /// QA scores; `test` adds the unrelated perplexity and the swapped answers' NLLs.
     fn score(&self, model: &Gpt2LmHead<B>, docs: &[Document], test: bool) -> Result<Scores> {
-        let items = questions_of(docs);
-        let predictions = evaluate_questions(model, self.tokenizer, &items, &self.eval, self.device)?;
+        let predictions = evaluate_questions(model, self.tokenizer, &questions_of(docs), &self.eval, self.device)?;
         let n = predictions.len().max(1) as f64;
         let mean = |f: fn(&crate::eval::Prediction) -> f64| predictions.iter().map(f).sum::<f64>() / n;
-        let (ppl, swapped_nll) = if test {
-            let swapped =
-                answer_nlls(model, self.tokenizer.inner(), &swapped_answers(&items).0, &self.eval, self.device)?;
-            (
-                perplexity(model, self.tokenizer.inner(), &self.unrelated, &self.eval, self.device)?,
-                swapped.iter().sum::<f64>() / swapped.len().max(1) as f64,
-            )
-        } else {
-            (f64::NAN, f64::NAN)
-        };
+        let (mut ppl, mut gold_swapped, mut swapped) = (f64::NAN, Vec::new(), Vec::new());
+        if test {
+            ppl = perplexity(model, self.tokenizer.inner(), &self.unrelated, &self.eval, self.device)?;
+            let pairs = swapped_answers(docs);
+            gold_swapped = pairs.index.iter().map(|&i| predictions[i].nll).collect();
+            swapped = answer_nlls(model, self.tokenizer.inner(), &pairs.items, &self.eval, self.device)?;
+        }
         Ok(Scores {
             em: 100.0 * mean(|p| p.em),
             em_strict: 100.0 * mean(|p| p.em_strict),
             f1: 100.0 * mean(|p| p.f1),
             nll: mean(|p| p.nll),
             ppl,
-            swapped_nll,
+            gold_swapped,
+            swapped,
         })
     }
 
@@ -722,7 +721,7 @@ pub fn run_demo<B: Backend>(
         let (base, _) = load_gpt2::<Autodiff<B>>(&base_dir(spec), device)?;
         let before = ctx.score(&base.valid(), &test_docs, true)?;
         st.say(&format!("base {}: before adaptation F1 {:.2}, answer NLL {:.4}", spec.name, before.f1, before.nll));
-        let row = |strategy: &str, lr: f64, s: Scores, val: (f64, f64)| ResultRow {
+        let row = |strategy: &str, lr: f64, s: &Scores, val: (f64, f64)| ResultRow {
             base: spec.name.clone(),
             strategy: strategy.to_string(),
             lr,
@@ -732,12 +731,11 @@ pub fn run_demo<B: Backend>(
             answer_nll_before: before.nll,
             answer_nll_after: s.nll,
             unrelated_ppl_after: s.ppl,
-            swapped_nll_before: before.swapped_nll,
-            swapped_nll_after: s.swapped_nll,
+            fact_gain: s.fact_gain(&before),
             val_f1: val.0,
             val_answer_nll: val.1,
         };
-        rows.push(row("none", 0.0, before, (f64::NAN, f64::NAN)));
+        rows.push(row("none", 0.0, &before, (f64::NAN, f64::NAN)));
         let mut uniform_choice = None;
         for name in strategies.iter().filter(|s| s.as_str() != "uniform+qa-tune") {
             let strategy = if name == "camels" { camels.clone() } else { name.parse::<WeightStrategy>()? };
@@ -753,7 +751,7 @@ pub fn run_demo<B: Backend>(
                     f1: s.f1,
                     answer_nll: s.nll,
                 });
-                let better = best.is_none_or(|(_, b)| config.select_by.prefers(&s, &b));
+                let better = best.as_ref().is_none_or(|(_, b)| config.select_by.prefers(&s, b));
                 if better {
                     best = Some((lr, s));
                 }
@@ -762,7 +760,7 @@ pub fn run_demo<B: Backend>(
             let adapted = ctx.adapted(&base, &strategy, &test_docs, lr)?;
             let s = ctx.score(&adapted, &test_docs, true)?;
             st.say(&format!("{} {name} at lr {lr:e}: test F1 {:.2}, answer NLL {:.4}", spec.name, s.f1, s.nll));
-            rows.push(row(name, lr, s, (val.f1, val.nll)));
+            rows.push(row(name, lr, &s, (val.f1, val.nll)));
             if name == "uniform" {
                 uniform_choice = Some((adapted, lr, val));
             }
@@ -780,7 +778,7 @@ pub fn run_demo<B: Backend>(
             })?;
             st.say(&format!("{} qa-tune kept step {} of {}", spec.name, report.best.step, report.steps));
             let s = ctx.score(&tuned, &test_docs, true)?;
-            rows.push(row("uniform+qa-tune", lr, s, (val.f1, val.nll)));
+            rows.push(row("uniform+qa-tune", lr, &s, (val.f1, val.nll)));
         }
         st.end(&format!("adaptation on base {}", spec.name));
     }
@@ -887,7 +885,7 @@ pub fn results_markdown(results: &DemoResults) -> String {
     );
     for r in &results.rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {:.4} | {:.3} | {} | {} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.4} | {:.4} | {} | {:.3} | {} | {} |\n",
             r.base,
             r.strategy,
             if r.lr > 0.0 { format!("{:.0e}", r.lr) } else { "-".into() },
@@ -896,16 +894,16 @@ pub fn results_markdown(results: &DemoResults) -> String {
             r.f1,
             r.answer_nll_before,
             r.answer_nll_after,
-            r.fact_gain(),
+            if r.fact_gain.is_finite() { format!("{:.4}", r.fact_gain) } else { "-".into() },
             r.unrelated_ppl_after,
             if r.val_f1.is_finite() { format!("{:.2}", r.val_f1) } else { "-".into() },
             if r.val_answer_nll.is_finite() { format!("{:.4}", r.val_answer_nll) } else { "-".into() },
         ));
     }
     md.push_str(
-        "\nFact gain: the answer-NLL gain minus the gain on the same questions scored against other \
-         questions' answers of the same kind (swapped answers), i.e. the part of the gain that is about \
-         each question's own document rather than the stream's vocabulary.\n",
+        "\nFact gain: over the test questions that pair with another document's answer of the same kind \
+         (swapped answers), the gold answers' NLL gain minus the swapped answers', i.e. the part of the \
+         gain that is about each question's own document rather than the stream's vocabulary.\n",
     );
     md.push_str("\n| check | measured | holds |\n|---|---|---|\n");
     for c in &results.bar {
@@ -977,7 +975,7 @@ fn write_results(out: &Path, results: &DemoResults, views: &[DocView], metrics: 
             r.f1,
             r.answer_nll_before,
             r.answer_nll_after,
-            r.fact_gain(),
+            r.fact_gain,
             r.unrelated_ppl_after
         ));
     }
@@ -1017,8 +1015,7 @@ mod tests {
             answer_nll_before: 3.0,
             answer_nll_after: after,
             unrelated_ppl_after: 10.0,
-            swapped_nll_before: 3.0,
-            swapped_nll_after: 3.0,
+            fact_gain: 0.0,
             val_f1: 0.0,
             val_answer_nll: 0.0,
         }
@@ -1086,7 +1083,15 @@ mod tests {
 
     #[test]
     fn the_sweep_picks_by_answer_nll_or_by_f1() {
-        let s = |f1: f64, nll: f64| Scores { em: 0.0, em_strict: 0.0, f1, nll, ppl: 0.0, swapped_nll: 0.0 };
+        let s = |f1: f64, nll: f64| Scores {
+            em: 0.0,
+            em_strict: 0.0,
+            f1,
+            nll,
+            ppl: 0.0,
+            gold_swapped: Vec::new(),
+            swapped: Vec::new(),
+        };
         assert!(SelectBy::AnswerNll.prefers(&s(1.0, 2.0), &s(5.0, 2.1)));
         assert!(SelectBy::F1.prefers(&s(5.0, 2.1), &s(1.0, 2.0)));
         assert!(SelectBy::AnswerNll.prefers(&s(2.0, 2.0), &s(1.0, 2.0)), "ties go to F1");

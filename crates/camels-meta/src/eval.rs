@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use camels_data::squad_metrics::{clean_generation, score};
+use camels_data::squad_metrics::{clean_generation, normalize_answer, score};
 use camels_data::{Document, QaBatchConfig, TextEncoder, locality_batch, qa_train_batch};
 use camels_model::generate::{Decoding, GenerateConfig, generate};
 use camels_model::gpt2::Gpt2LmHead;
@@ -113,40 +113,78 @@ fn answer_kind(answer: &str) -> u8 {
     }
 }
 
-/// The streamed questions, each paired with the gold answer of another streamed question instead of
-/// its own: the next one in stream order (cyclically) about another document whose answer is of the
-/// same kind ([`answer_kind`]) and whose question opens with the same two words ("In which", "How
-/// many"), else the next of the same kind, else the next about another document, skipping answers
-/// equal to one of the question's own. The answer NLL of these pairs moves with what adaptation
-/// teaches about answers in general (the stream's names and numbers, whatever they answer); the gold
-/// answers' gain minus theirs is what it teaches about each question's own document. A question with
-/// no usable partner keeps its place with its own answers (and so adds 0 to the difference); the
-/// count of swapped ones is returned alongside.
-pub fn swapped_answers(items: &[QaItem]) -> (Vec<QaItem>, usize) {
+/// Streamed questions paired with another document's answer ([`swapped_answers`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SwappedAnswers {
+    /// Index of each paired question in [`questions_of`]`(documents)`.
+    pub index: Vec<usize>,
+    /// The same questions, each with its partner's answer as the only gold answer.
+    pub items: Vec<QaItem>,
+}
+
+/// Each streamed question paired with the gold answer of a question about another document: of
+/// the same kind ([`answer_kind`]), preferably with the same two opening words ("In which", "How
+/// many"), the nearest in stream order among the 256 nearest of its kind (searching forwards for even-numbered questions and
+/// backwards for odd ones, cyclically, so that partners come as often from earlier documents as
+/// from later ones). A partner answer that equals one of the question's own (after SQuAD
+/// normalisation) or occurs in the question's own document (as whole words) is passed over: the
+/// document would teach it too. Questions without a partner are left out.
+///
+/// Adaptation that teaches the stream's names and numbers, whatever they answer, lowers the swapped
+/// answers' NLL as much as the gold ones'; adaptation that teaches each document's facts lowers the
+/// gold ones' more. See [`fact_gain`].
+pub fn swapped_answers(documents: &[Document]) -> SwappedAnswers {
+    const SEARCH: usize = 256;
+    let items = questions_of(documents);
+    let texts: std::collections::HashMap<&str, String> =
+        documents.iter().map(|d| (d.id.as_str(), format!(" {} ", normalize_answer(&d.text)))).collect();
     let opening = |q: &str| q.split_whitespace().take(2).map(str::to_lowercase).collect::<Vec<_>>().join(" ");
     let keys: Vec<(u8, String)> =
         items.iter().map(|q| (answer_kind(shortest(&q.answers)), opening(&q.question))).collect();
+    let normalized: Vec<String> = items.iter().map(|q| normalize_answer(shortest(&q.answers))).collect();
     let n = items.len();
-    let mut swapped = 0;
-    let out = (0..n)
-        .map(|i| {
-            let usable = |j: usize| {
-                let partner = shortest(&items[j].answers);
-                items[j].doc_id != items[i].doc_id && !items[i].answers.iter().any(|a| a.trim() == partner.trim())
-            };
-            let next = |same: &dyn Fn(usize) -> bool| (1..n).map(|k| (i + k) % n).find(|&j| same(j) && usable(j));
-            let partner =
-                next(&|j| keys[j] == keys[i]).or_else(|| next(&|j| keys[j].0 == keys[i].0)).or_else(|| next(&|_| true));
-            match partner {
-                Some(j) => {
-                    swapped += 1;
-                    QaItem { answers: vec![shortest(&items[j].answers).to_string()], ..items[i].clone() }
-                }
-                None => items[i].clone(),
-            }
-        })
-        .collect();
-    (out, swapped)
+    let mut out = SwappedAnswers::default();
+    for (i, item) in items.iter().enumerate() {
+        let own: Vec<String> = item.answers.iter().map(|a| normalize_answer(a)).collect();
+        let text = &texts[item.doc_id.as_str()];
+        let usable = |j: usize| {
+            let partner = &normalized[j];
+            items[j].doc_id != item.doc_id
+                && !partner.is_empty()
+                && !own.contains(partner)
+                && !text.contains(&format!(" {partner} "))
+        };
+        // The nearest usable partners of the same kind, at most SEARCH of them looked at.
+        let order = (1..n).map(|k| if i % 2 == 0 { (i + k) % n } else { (i + n - k) % n });
+        let mut candidates = order.filter(|&j| keys[j].0 == keys[i].0).take(SEARCH).filter(|&j| usable(j));
+        let first = candidates.next();
+        let partner = first
+            .filter(|&j| keys[j].1 == keys[i].1)
+            .or_else(|| candidates.find(|&j| keys[j].1 == keys[i].1).or(first));
+        if let Some(j) = partner {
+            out.index.push(i);
+            out.items.push(QaItem { answers: vec![shortest(&items[j].answers).to_string()], ..item.clone() });
+        }
+    }
+    out
+}
+
+/// The fact gain: over the swapped questions, the mean NLL gain of their gold answers minus that
+/// of their swapped answers (all four slices over the same questions, in the same order). `None`
+/// when there are none.
+pub fn fact_gain(
+    gold_before: &[f64],
+    gold_after: &[f64],
+    swapped_before: &[f64],
+    swapped_after: &[f64],
+) -> Option<f64> {
+    let n = gold_before.len();
+    assert!(
+        [gold_after.len(), swapped_before.len(), swapped_after.len()].iter().all(|&m| m == n),
+        "fact_gain needs four slices over the same questions"
+    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / n as f64;
+    (n > 0).then(|| (mean(gold_before) - mean(gold_after)) - (mean(swapped_before) - mean(swapped_after)))
 }
 
 /// Per-question NLL of the gold (shortest) answer and its end of sequence given the prompt, in nats
@@ -320,10 +358,8 @@ pub fn evaluate_questions<B: Backend>(
 }
 
 /// `summary.json`: EM and F1 in percent (as the SQuAD script reports them), NLLs in nats per answer
-/// token; `em` is the reference's lenient prefix EM, `em_strict` the official one. Fields missing
-/// from a file (one written by an older version) read as their defaults.
+/// token; `em` is the reference's lenient prefix EM, `em_strict` the official one.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Summary {
     /// The weighting strategy (`none` for `eval`).
     pub strategy: String,
@@ -353,14 +389,20 @@ pub struct Summary {
     pub control_answer_nll_before: Option<f64>,
     /// Their mean gold-answer NLL after adaptation.
     pub control_answer_nll_after: Option<f64>,
-    /// Streamed questions scored against another question's answer ([`swapped_answers`]; with
+    /// Streamed questions paired with another document's answer ([`swapped_answers`]; with
     /// `--eval-before`).
+    #[serde(default)]
     pub swapped_questions: usize,
     /// Their mean swapped-answer NLL before adaptation.
+    #[serde(default)]
     pub swapped_answer_nll_before: Option<f64>,
-    /// Their mean swapped-answer NLL after adaptation. `answer_nll_before − answer_nll_after` minus
-    /// `swapped_answer_nll_before − swapped_answer_nll_after` is [`Summary::fact_gain`].
+    /// Their mean swapped-answer NLL after adaptation.
+    #[serde(default)]
     pub swapped_answer_nll_after: Option<f64>,
+    /// Over the same questions, the gold answers' NLL gain minus the swapped answers' ([`fact_gain`]):
+    /// what adaptation taught about each question's own document.
+    #[serde(default)]
+    pub fact_gain: Option<f64>,
     /// Perplexity of the unrelated text before adaptation.
     pub unrelated_ppl_before: Option<f64>,
     /// Perplexity of the unrelated text after adaptation.
@@ -387,14 +429,6 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The answer-NLL gain that is about each question's own document: the gold answers' gain minus
-    /// the swapped answers' gain (what adaptation teaches about answers whatever they answer). `None`
-    /// without the NLLs before adaptation.
-    pub fn fact_gain(&self) -> Option<f64> {
-        let gain = self.answer_nll_before? - self.answer_nll_after;
-        Some(gain - (self.swapped_answer_nll_before? - self.swapped_answer_nll_after?))
-    }
-
     /// Fills the QA fields from scored predictions.
     pub fn with_predictions(mut self, predictions: &[Prediction]) -> Self {
         let n = predictions.len().max(1) as f64;
@@ -469,29 +503,44 @@ mod tests {
 
     #[test]
     fn swapped_answers_pair_each_question_with_another_documents_answer_of_its_kind() {
-        let item = |doc: &str, question: &str, answer: &str| QaItem {
-            doc_id: doc.into(),
-            question: question.into(),
-            answers: vec![answer.into()],
+        let doc = |id: &str, text: &str, qas: &[(&str, &str)]| Document {
+            id: id.into(),
+            title: None,
+            text: text.into(),
+            questions: qas.iter().map(|(q, a)| Question::new(*q, vec![a.to_string()])).collect(),
+            meta: Default::default(),
         };
-        let items = [
-            item("a", "In which town was Alpha born?", "Cunova"),
-            item("a", "What year was Alpha born?", "1825"),
-            item("b", "What year was Beta born?", "1790"),
-            item("b", "In which town was Beta born?", "Lulith"),
-            item("c", "What was the trade of Gamma?", "cooper"),
-            item("d", "What was the trade of Delta?", "cooper"),
-            item("e", "How many books did Epsilon write?", "39"),
+        let docs = [
+            doc(
+                "a",
+                "Alpha was born in Cunova in 1825 and died in Lulith.",
+                &[("In which town was Alpha born?", "Cunova"), ("What year was Alpha born?", "1825")],
+            ),
+            doc(
+                "b",
+                "Ivo Marn founded Beta in Lulith.",
+                &[("Who founded Beta?", "Ivo Marn"), ("In which town was Beta founded?", "Lulith")],
+            ),
+            doc("c", "Gamma was born in 1790.", &[("What year was Gamma born?", "1790")]),
+            doc("d", "Delta was a cooper.", &[("What was the trade of Delta?", "cooper")]),
+            doc("e", "Epsilon was the cooper too.", &[("What was the trade of Epsilon?", "the cooper")]),
+            doc("f", "Zeta wrote 39 books.", &[("How many books did Zeta write?", "39")]),
+            doc("g", "Theta was born in Brovna.", &[("In which town was Theta born?", "Brovna")]),
         ];
-        let (swapped, n) = swapped_answers(&items);
-        let answers: Vec<&str> = swapped.iter().map(|q| q.answers[0].as_str()).collect();
-        // Towns with towns, years with years; the two coopers cannot swap (same answer), so they
-        // take the next answer of any kind; the lone count takes the next question's answer.
-        assert_eq!(answers, ["Lulith", "1790", "1825", "Cunova", "39", "39", "Cunova"]);
-        assert_eq!(n, 7);
-        assert!(swapped.iter().zip(&items).all(|(s, q)| s.question == q.question && s.doc_id == q.doc_id));
-        let (alone, n) = swapped_answers(&items[..2]);
-        assert_eq!((alone, n), (items[..2].to_vec(), 0), "one document: nothing to swap with");
+        let swapped = swapped_answers(&docs);
+        let items = questions_of(&docs);
+        // Alpha's town: Lulith is in Alpha's own document and Ivo Marn opens differently, so Brovna;
+        // the two coopers are one answer once normalised, and the lone count has no partner.
+        assert_eq!(swapped.index, [0, 1, 2, 3, 4, 8]);
+        let answers: Vec<&str> = swapped.items.iter().map(|q| q.answers[0].as_str()).collect();
+        assert_eq!(answers, ["Brovna", "1790", "Brovna", "Cunova", "1825", "Cunova"]);
+        for (&i, q) in swapped.index.iter().zip(&swapped.items) {
+            assert_eq!((&q.question, &q.doc_id), (&items[i].question, &items[i].doc_id));
+        }
+        assert_eq!(swapped_answers(&docs[..1]), SwappedAnswers::default(), "one document: no partner");
+
+        assert_eq!(fact_gain(&[3.0, 2.0], &[2.0, 1.0], &[3.0, 3.0], &[2.5, 3.0]), Some(0.75));
+        assert_eq!(fact_gain(&[], &[], &[], &[]), None);
     }
 
     #[test]

@@ -342,7 +342,7 @@ mod strategies_and_eval {
     use burn::module::AutodiffModule;
     use camels_data::{Document, Question, TextEncoder};
     use camels_meta::eval::{
-        EvalConfig, Summary, answer_nlls, evaluate_questions, perplexity, questions_of, swapped_answers,
+        EvalConfig, Summary, answer_nlls, evaluate_questions, fact_gain, perplexity, questions_of, swapped_answers,
         write_predictions_csv,
     };
     use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
@@ -454,33 +454,30 @@ mod strategies_and_eval {
         };
         let docs =
             vec![doc("a", "Varodek Quillian", "1873", "Belkarra"), doc("b", "Ostrava Melling", "1902", "Tessaly")];
-        let items = questions_of(&docs);
-        let (swapped, n) = swapped_answers(&items);
-        assert_eq!(n, 4);
-        let answers: Vec<&str> = swapped.iter().map(|q| q.answers[0].as_str()).collect();
+        let swapped = swapped_answers(&docs);
+        assert_eq!(swapped.index, [0, 1, 2, 3]);
+        let answers: Vec<&str> = swapped.items.iter().map(|q| q.answers[0].as_str()).collect();
         assert_eq!(answers, ["1902", "Tessaly", "1873", "Belkarra"]);
 
         let device = Default::default();
         let config = EvalConfig::default();
-        let mean = |m: &Gpt2LmHead<Cpu>, items: &[camels_meta::eval::QaItem]| {
-            let nlls = answer_nlls(m, tok.inner(), items, &config, &device).unwrap();
-            Some(nlls.iter().sum::<f64>() / nlls.len() as f64)
+        let nlls = |m: &Gpt2LmHead<Ad>, items: &[camels_meta::eval::QaItem]| {
+            answer_nlls(&m.valid(), tok.inner(), items, &config, &device).unwrap()
         };
         let base = tiny();
         let weigher = Weigher::<Cpu>::new(&WeightStrategy::Uniform, &[""], &device).unwrap();
         let stream = weighted_docs(&weigher, tok.inner(), &docs, 64).unwrap();
-        let (adapted, _) =
-            adapt(base.clone(), &stream, &AdaptConfig { epochs: 20, ..torch_adam() }, RunControl::default()).unwrap();
-        let summary = Summary {
-            answer_nll_before: mean(&base.valid(), &items),
-            answer_nll_after: mean(&adapted.valid(), &items).unwrap(),
-            swapped_answer_nll_before: mean(&base.valid(), &swapped),
-            swapped_answer_nll_after: mean(&adapted.valid(), &swapped),
-            ..Summary::default()
-        };
-        let gain = summary.answer_nll_before.unwrap() - summary.answer_nll_after;
-        let fact = summary.fact_gain().unwrap();
-        assert!(gain > 0.0 && fact > 0.25 * gain, "fact gain {fact} of an answer-NLL gain {gain}");
-        assert_eq!(Summary { swapped_answer_nll_after: None, ..summary }.fact_gain(), None);
+        let config_20 = AdaptConfig { epochs: 20, ..torch_adam() };
+        let (adapted, _) = adapt(base.clone(), &stream, &config_20, RunControl::default()).unwrap();
+        let items = questions_of(&docs);
+        let (gold_before, gold_after) = (nlls(&base, &items), nlls(&adapted, &items));
+        let (swapped_before, swapped_after) = (nlls(&base, &swapped.items), nlls(&adapted, &swapped.items));
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let gain = mean(&gold_before) - mean(&gold_after);
+        let swapped_gain = mean(&swapped_before) - mean(&swapped_after);
+        let fact = fact_gain(&gold_before, &gold_after, &swapped_before, &swapped_after).unwrap();
+        assert!((fact - (gain - swapped_gain)).abs() < 1e-12);
+        // Memorised: the own answers gain far more than the other document's.
+        assert!(gain > 0.0 && fact > 0.25 * gain && fact < gain, "fact gain {fact} of an answer-NLL gain {gain}");
     }
 }
