@@ -97,24 +97,29 @@ fn bench(args: &[String]) -> Result<()> {
     let (seq, iters) = if quick { ("64", "3") } else { ("1024", "3") };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
     let py = python(args);
-    let mut rows = Vec::new();
-    for preset in presets {
-        let ours = out.join(format!("fwd_bwd_{preset}_camels.json"));
+    // Runs one camels benchmark and its PyTorch baseline (when python3 has torch); their JSON.
+    let pair = |name: &str, preset: &str, ours_args: &[&str], torch_args: &[&str]| -> Result<_> {
+        let ours = out.join(format!("{name}_{preset}_camels.json"));
         run(cargo()
-            .args(["run", "--release", "-p", "camels-cli", "--", "bench", "forward-backward", "--preset", preset])
-            .args(["--seq", seq, "--iters", iters, "--json"])
+            .args(["run", "--release", "-p", "camels-cli", "--", "bench"])
+            .args(ours_args)
+            .args(["--preset", preset, "--iters", iters, "--json"])
             .arg(&ours)
             .env("RAYON_NUM_THREADS", &threads))?;
-        let torch = out.join(format!("fwd_bwd_{preset}_pytorch.json"));
+        let torch = out.join(format!("{name}_{preset}_pytorch.json"));
         let baseline = run(Command::new(&py)
-            .args(["bench/torch_fwd_bwd.py", "--preset", preset, "--seq", seq, "--iters", iters, "--threads", &threads])
-            .arg("--json")
+            .arg("bench/torch_fwd_bwd.py")
+            .args(torch_args)
+            .args(["--preset", preset, "--iters", iters, "--threads", &threads, "--json"])
             .arg(&torch));
         if let Err(e) = &baseline {
-            eprintln!("xtask: no PyTorch baseline ({e}); install torch + transformers or pass --python");
+            eprintln!("xtask: no PyTorch baseline for {name} ({e}); install torch + transformers or pass --python");
         }
-        let ours = read_json(&ours)?;
-        let torch = baseline.ok().map(|_| read_json(&torch)).transpose()?;
+        Ok((read_json(&ours)?, baseline.ok().map(|_| read_json(&torch)).transpose()?))
+    };
+    let mut rows = Vec::new();
+    for preset in presets {
+        let (ours, torch) = pair("fwd_bwd", preset, &["forward-backward", "--seq", seq], &["--seq", seq])?;
         rows.push(fwd_bwd_row(preset, seq, &threads, &ours, torch.as_ref()));
     }
     let table = format!(
@@ -127,19 +132,9 @@ fn bench(args: &[String]) -> Result<()> {
     // QA answer generation: 16 prompts of 24 tokens, 16 new tokens each, greedy, KV cache.
     let mut rows = Vec::new();
     for preset in presets {
-        let ours = out.join(format!("generate_{preset}_camels.json"));
-        run(cargo()
-            .args(["run", "--release", "-p", "camels-cli", "--", "bench", "generate", "--preset", preset])
-            .args(["--batch", "16", "--prompt-len", "24", "--new-tokens", "16", "--iters", iters, "--json"])
-            .arg(&ours)
-            .env("RAYON_NUM_THREADS", &threads))?;
-        let torch = out.join(format!("generate_{preset}_pytorch.json"));
-        let baseline = run(Command::new(&py)
-            .args(["bench/torch_fwd_bwd.py", "--bench", "generate", "--preset", preset, "--batch", "16", "--seq", "24"])
-            .args(["--new-tokens", "16", "--iters", iters, "--threads", &threads, "--json"])
-            .arg(&torch));
-        let ours = read_json(&ours)?;
-        let torch = baseline.ok().map(|_| read_json(&torch)).transpose()?;
+        let ours_args = ["generate", "--batch", "16", "--prompt-len", "24", "--new-tokens", "16"];
+        let torch_args = ["--bench", "generate", "--batch", "16", "--seq", "24", "--new-tokens", "16"];
+        let (ours, torch) = pair("generate", preset, &ours_args, &torch_args)?;
         let f = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(f64::NAN);
         let (tq, ratio) = match &torch {
             Some(t) => (
