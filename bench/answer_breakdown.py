@@ -7,7 +7,8 @@ same stream and prints, per group of questions, the mean gain (NLL before - NLL 
 - by whether the gold answer also occurs (as whole words) in another streamed document
   ("elsewhere") or only in its own ("only here"): a gain on "elsewhere" answers can come from
   the stream's vocabulary alone.
-The kind is that of the shortest gold answer, the one whose NLL predictions.csv holds.
+The kind is that of the shortest gold answer, the one whose NLL predictions.csv holds. Unlike
+camels' own swapped-answer pairing, "elsewhere" is matched case-sensitively on the raw text.
 
     python3 bench/answer_breakdown.py --stream runs/demo-3/world/test.jsonl --n-docs 200 \
         runs/adapt-uniform runs/adapt-answers
@@ -24,7 +25,7 @@ from collections import defaultdict
 def kind(answer: str) -> str:
     if re.fullmatch(r"\d{4}", answer):
         return "year"
-    if re.fullmatch(r"[\d,]+", answer):
+    if re.fullmatch(r"[\d,.]+", answer):
         return "count"
     if re.search(r"\d", answer):
         return "date"
@@ -72,7 +73,7 @@ def main() -> int:
             sys.exit(f"{args.runs[0]}/predictions.csv: row {i + 2}: doc_id {row['doc_id']} is not in the stream")
         answers = [a.strip() for a in row["answers"].split(" | ")]
         shortest = min(answers, key=len)
-        word = re.compile(rf"\b{re.escape(shortest)}\b")
+        word = re.compile(rf"(?<!\w){re.escape(shortest)}(?!\w)")
         elsewhere = any(word.search(t) for d, t in texts.items() if d != row["doc_id"])
         for run, rows in runs.items():
             gain = float(rows[i]["nll_before"]) - float(rows[i]["nll"])

@@ -966,7 +966,7 @@ fn write_results(out: &Path, results: &DemoResults, views: &[DocView], metrics: 
     for r in &results.rows {
         table.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{:.0e}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.4}</td>\
-             <td>{:.4}</td><td>{:.4}</td><td>{:.3}</td></tr>\n",
+             <td>{:.4}</td><td>{}</td><td>{:.3}</td></tr>\n",
             escape(&r.base),
             escape(&r.strategy),
             r.lr,
@@ -975,7 +975,7 @@ fn write_results(out: &Path, results: &DemoResults, views: &[DocView], metrics: 
             r.f1,
             r.answer_nll_before,
             r.answer_nll_after,
-            r.fact_gain,
+            if r.fact_gain.is_finite() { format!("{:.4}", r.fact_gain) } else { "-".into() },
             r.unrelated_ppl_after
         ));
     }

@@ -124,9 +124,9 @@ pub struct SwappedAnswers {
 
 /// Each streamed question paired with the gold answer of a question about another document: of
 /// the same kind ([`answer_kind`]), preferably with the same two opening words ("In which", "How
-/// many"), the nearest in stream order among the 256 nearest of its kind (searching forwards for even-numbered questions and
-/// backwards for odd ones, cyclically, so that partners come as often from earlier documents as
-/// from later ones). A partner answer that equals one of the question's own (after SQuAD
+/// many"), the nearest in stream order among the 256 nearest of its kind (searching forwards for
+/// even-numbered questions and backwards for odd ones, cyclically, so that partners come as often
+/// from earlier documents as from later ones). A partner answer that equals one of the question's own (after SQuAD
 /// normalisation) or occurs in the question's own document (as whole words) is passed over: the
 /// document would teach it too. Questions without a partner are left out.
 ///
