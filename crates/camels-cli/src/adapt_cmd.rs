@@ -379,10 +379,8 @@ impl BackendJob for AdaptJob {
         let gold = |f: fn(&Prediction) -> Option<f64>| -> Vec<f64> {
             swapped.index.iter().filter_map(|&i| f(&predictions[i])).collect()
         };
-        let fact = match &before {
-            Some(_) => fact_gain(&gold(|p| p.nll_before), &gold(|p| Some(p.nll)), &swapped_before, &swapped_after),
-            None => None,
-        };
+        // Without --eval-before nothing is swapped, and the fact gain is None.
+        let fact = fact_gain(&gold(|p| p.nll_before), &gold(|p| Some(p.nll)), &swapped_before, &swapped_after);
         let summary = Summary {
             strategy: strategy.to_string(),
             lr: config.lr,

@@ -126,9 +126,9 @@ pub struct SwappedAnswers {
 /// the same kind ([`answer_kind`]), preferably with the same two opening words ("In which", "How
 /// many"), the nearest in stream order among the 256 nearest of its kind (searching forwards for
 /// even-numbered questions and backwards for odd ones, cyclically, so that partners come as often
-/// from earlier documents as from later ones). A partner answer that equals one of the question's own (after SQuAD
-/// normalisation) or occurs in the question's own document (as whole words) is passed over: the
-/// document would teach it too. Questions without a partner are left out.
+/// from earlier documents as from later ones). A partner answer that equals one of the question's
+/// own (after SQuAD normalisation) or occurs in the question's own document (as whole words) is
+/// passed over: the document would teach it too. Questions without a partner are left out.
 ///
 /// Adaptation that teaches the stream's names and numbers, whatever they answer, lowers the swapped
 /// answers' NLL as much as the gold ones'; adaptation that teaches each document's facts lowers the
