@@ -15,11 +15,12 @@ use camels_meta::eval::{
     fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
 };
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
+use camels_meta::EncoderExt;
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::Decoding;
-use camels_model::gpt2::{Gpt2LmHead, MatmulPrecision};
-use camels_model::hf::{load_gpt2, save_gpt2};
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::base::{BaseLm, MatmulPrecision};
+use camels_model::hf::{load_base, load_tokenizer, save_base};
+use camels_model::tokenizer::TextTokenizer;
 use clap::Args;
 
 /// Where the documents and questions come from, and how they are asked.
@@ -258,8 +259,8 @@ struct AdaptJob {
 
 /// Evaluates `model` on `docs`' questions and the unrelated text; returns predictions, ppl, seconds.
 fn evaluate<B: Backend>(
-    model: &Gpt2LmHead<B>,
-    tokenizer: &Gpt2Tokenizer,
+    model: &BaseLm<B>,
+    tokenizer: &TextTokenizer,
     docs: &[Document],
     unrelated: &[String],
     config: &EvalConfig,
@@ -272,7 +273,7 @@ fn evaluate<B: Backend>(
     let ppl = if unrelated.is_empty() {
         None
     } else {
-        Some(perplexity(model, tokenizer.inner(), unrelated, config, device)?)
+        Some(perplexity(model, &tokenizer.encoder(), unrelated, config, device)?)
     };
     Ok((predictions, ppl, seconds))
 }
@@ -289,9 +290,9 @@ impl BackendJob for AdaptJob {
             "--stop-after needs --checkpoint-every: without checkpoints a stopped run cannot resume"
         );
         let strategy: WeightStrategy = args.weights.parse()?;
-        let tokenizer = Gpt2Tokenizer::from_dir(&qa.base)?;
-        let (model, model_config) = load_gpt2::<Autodiff<B>>(&qa.base, &device)
+        let (model, model_config) = load_base::<Autodiff<B>>(&qa.base, &device)
             .with_context(|| format!("loading the model in {}", qa.base.display()))?;
+        let tokenizer = load_tokenizer(&qa.base, &model_config)?;
         let docs = read_stream(qa)?;
         let unrelated = read_unrelated(qa)?;
         let eval = eval_config(qa);
@@ -307,7 +308,7 @@ impl BackendJob for AdaptJob {
             None => Vec::new(),
         };
         let nlls =
-            |model: &Gpt2LmHead<B>, items: &[QaItem]| answer_nlls(model, tokenizer.inner(), items, &eval, &device);
+            |model: &BaseLm<B>, items: &[QaItem]| answer_nlls(model, &tokenizer.encoder(), items, &eval, &device);
         let control_before = mean(&nlls(&model.valid(), &control_items)?);
         // Swapped answers (with --eval-before): how much of the gain is about answers in general.
         let swapped = if args.eval_before { swapped_answers(&docs) } else { SwappedAnswers::default() };
@@ -322,7 +323,7 @@ impl BackendJob for AdaptJob {
 
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let weigher = Weigher::<B>::new(&strategy, &texts, &device)?;
-        let stream = weighted_docs(&weigher, tokenizer.inner(), &docs, config.max_doc_tokens)?;
+        let stream = weighted_docs(&weigher, &tokenizer.encoder(), &docs, config.max_doc_tokens)?;
         tracing::info!(strategy = %strategy, docs = stream.len(), lr = config.lr, "adapting");
         let bar = indicatif::ProgressBar::new((stream.len() * config.epochs) as u64);
         bar.set_style(
@@ -361,9 +362,7 @@ impl BackendJob for AdaptJob {
         let model = model.valid();
         if args.save_model {
             let dir = qa.out.join("model");
-            save_gpt2(&model, &model_config, &dir)?;
-            std::fs::copy(qa.base.join("tokenizer.json"), dir.join("tokenizer.json"))
-                .with_context(|| format!("copying the tokenizer into {}", dir.display()))?;
+            save_base(&model, &model_config, Some(&tokenizer), &dir)?;
             tracing::info!("adapted model written to {}", dir.display());
         }
 
@@ -421,9 +420,9 @@ impl BackendJob for EvalJob {
     type Output = Result<Summary>;
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let qa = &self.qa;
-        let tokenizer = Gpt2Tokenizer::from_dir(&qa.base)?;
-        let (model, _) =
-            load_gpt2::<B>(&qa.base, &device).with_context(|| format!("loading the model in {}", qa.base.display()))?;
+        let (model, model_config) =
+            load_base::<B>(&qa.base, &device).with_context(|| format!("loading the model in {}", qa.base.display()))?;
+        let tokenizer = load_tokenizer(&qa.base, &model_config)?;
         let docs = read_stream(qa)?;
         let unrelated = read_unrelated(qa)?;
         let eval = eval_config(qa);

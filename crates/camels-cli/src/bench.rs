@@ -15,7 +15,8 @@ use camels_meta::adafactor::AdafactorConfig;
 use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient_checkpointed, weighting_gradient};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::{GenerateConfig, generate};
-use camels_model::gpt2::{Gpt2Config, MatmulPrecision};
+use camels_model::base::MatmulPrecision;
+use camels_model::base::BaseConfig;
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use camels_model::weighting::WeightingModelConfig;
 use clap::Subcommand;
@@ -212,7 +213,7 @@ pub struct FwdBwdResult {
 pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::ForwardBackward { preset, seq, batch, iters, precision, device, json } => {
-            let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
+            let config = BaseConfig::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
             let job = FwdBwd { config, seq, batch, iters, precision };
             let seconds = run_on(device, job)?;
             let median_seconds = median(&seconds);
@@ -233,7 +234,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
             emit(&result, json)
         }
         BenchCommand::AdaptStep { preset, optimizer, seq, iters, precision, device, json } => {
-            let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
+            let config = BaseConfig::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
             let adafactor = match optimizer.as_str() {
                 "adam" => false,
                 "adafactor" => true,
@@ -275,8 +276,8 @@ pub fn run(command: BenchCommand) -> Result<()> {
             device,
             json,
         } => {
-            let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
-            let trunk = Gpt2Config::preset(&weighting).with_context(|| format!("unknown preset `{weighting}`"))?;
+            let config = BaseConfig::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
+            let trunk = BaseConfig::preset(&weighting).with_context(|| format!("unknown preset `{weighting}`"))?;
             let meta_mode = match mode.as_str() {
                 "exact" => MetaGradMode::Exact,
                 "central-difference" => MetaGradMode::central_difference(),
@@ -319,16 +320,16 @@ pub fn run(command: BenchCommand) -> Result<()> {
             emit(&result, json)
         }
         BenchCommand::Generate { preset, batch, prompt_len, new_tokens, num_beams, iters, device, json } => {
-            let config = Gpt2Config::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
+            let config = BaseConfig::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
             anyhow::ensure!(
                 batch > 0 && prompt_len > 0 && num_beams > 0,
                 "--batch, --prompt-len and --num-beams must be positive"
             );
             anyhow::ensure!(
-                prompt_len + new_tokens <= config.n_positions,
+                prompt_len + new_tokens <= config.max_positions(),
                 "--prompt-len + --new-tokens ({}) exceeds the model's {} positions",
                 prompt_len + new_tokens,
-                config.n_positions
+                config.max_positions()
             );
             let job = Generate { config, batch, prompt_len, new_tokens, num_beams, iters };
             let (warmup_seconds, seconds) = run_on(device, job)??;
@@ -403,7 +404,7 @@ fn timed(iters: usize, mut step: impl FnMut() -> f64) -> (f64, Vec<f64>) {
 }
 
 struct AdaptStep {
-    config: Gpt2Config,
+    config: BaseConfig,
     seq: usize,
     iters: usize,
     adafactor: bool,
@@ -413,7 +414,7 @@ struct AdaptStep {
 impl BackendJob for AdaptStep {
     type Output = (f64, Vec<f64>);
     fn run<B: Backend>(self, device: B::Device) -> (f64, Vec<f64>) {
-        type M<B> = camels_model::gpt2::Gpt2LmHead<Autodiff<B>>;
+        type M<B> = camels_model::base::BaseLm<Autodiff<B>>;
         if self.adafactor {
             self.steps::<B, _>(AdafactorConfig::default().init::<Autodiff<B>, M<B>>(), device)
         } else {
@@ -423,14 +424,14 @@ impl BackendJob for AdaptStep {
 }
 
 impl AdaptStep {
-    fn steps<B: Backend, O: Optimizer<camels_model::gpt2::Gpt2LmHead<Autodiff<B>>, Autodiff<B>>>(
+    fn steps<B: Backend, O: Optimizer<camels_model::base::BaseLm<Autodiff<B>>, Autodiff<B>>>(
         self,
         mut optim: O,
         device: B::Device,
     ) -> (f64, Vec<f64>) {
         type A<B> = Autodiff<B>;
         let mut model = Some(self.config.init::<A<B>>(&device).with_precision(self.precision));
-        let ids = random_ids::<A<B>>(1, self.seq, self.config.vocab_size, &device); // [1, T]
+        let ids = random_ids::<A<B>>(1, self.seq, self.config.vocab_size(), &device); // [1, T]
         let mask = Tensor::<A<B>, 2>::ones([1, self.seq], &device); // [1, T]
         timed(self.iters, || {
             let start = Instant::now();
@@ -451,8 +452,8 @@ impl AdaptStep {
 }
 
 struct MetaStep {
-    config: Gpt2Config,
-    trunk: Gpt2Config,
+    config: BaseConfig,
+    trunk: BaseConfig,
     docs: usize,
     seq: usize,
     qa_len: usize,
@@ -467,7 +468,7 @@ impl BackendJob for MetaStep {
     type Output = camels_meta::Result<(f64, Vec<f64>)>;
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         type A<B> = Autodiff<B>;
-        let vocab = self.config.vocab_size;
+        let vocab = self.config.vocab_size();
         let base = self.config.init::<B>(&device).with_precision(self.precision);
         let mut phi = Some(WeightingModelConfig::new().with_trunk(self.trunk.clone()).init::<A<B>>(&device));
         let mut optim = AdamConfig::new().init::<A<B>, camels_model::weighting::WeightingModel<A<B>>>();
@@ -513,7 +514,7 @@ impl BackendJob for MetaStep {
 }
 
 struct Generate {
-    config: Gpt2Config,
+    config: BaseConfig,
     batch: usize,
     prompt_len: usize,
     new_tokens: usize,
@@ -525,7 +526,7 @@ impl BackendJob for Generate {
     type Output = camels_model::Result<(f64, Vec<f64>)>;
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let model = self.config.init::<B>(&device);
-        let vocab = self.config.vocab_size;
+        let vocab = self.config.vocab_size();
         // An end-of-sequence id outside the vocabulary: no row stops early, so every batch does the
         // same work. Prompts share one length, so no padding is fed.
         let mut generate_config = if self.num_beams > 1 {
@@ -567,7 +568,7 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 struct FwdBwd {
-    config: Gpt2Config,
+    config: BaseConfig,
     seq: usize,
     batch: usize,
     iters: usize,
@@ -579,7 +580,7 @@ impl BackendJob for FwdBwd {
     fn run<B: Backend>(self, device: B::Device) -> Vec<f64> {
         type A<B> = Autodiff<B>;
         let model = self.config.init::<A<B>>(&device).with_precision(self.precision);
-        let ids = random_ids::<A<B>>(self.batch, self.seq, self.config.vocab_size, &device); // [B, T]
+        let ids = random_ids::<A<B>>(self.batch, self.seq, self.config.vocab_size(), &device); // [B, T]
         let step = || {
             let start = Instant::now();
             let loss = token_cross_entropy(model.forward(ids.clone()), ids.clone()).mean();

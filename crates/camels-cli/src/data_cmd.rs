@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use camels_data::{Format, SynthConfig, TextEncoder, read_any, stats_of, write_world};
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::tokenizer::TextTokenizer;
 use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
@@ -72,7 +72,7 @@ pub fn run(command: DataCommand) -> Result<()> {
             let tokenizer = tokenizer
                 .map(
                     |path| {
-                        if path.is_dir() { Gpt2Tokenizer::from_dir(&path) } else { Gpt2Tokenizer::from_file(&path) }
+                        if path.is_dir() { TextTokenizer::from_dir(&path) } else { TextTokenizer::from_file(&path) }
                     },
                 )
                 .transpose()

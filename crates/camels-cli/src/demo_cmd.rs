@@ -12,8 +12,7 @@ use camels_meta::demo::{DemoConfig, DemoResults, results_markdown, run_demo, tra
 use camels_meta::eval::EvalConfig;
 use camels_meta::pretrain::{QaSplits, QaTuneConfig, QaTuneReport, qa_tune};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
-use camels_model::hf::{load_gpt2, save_gpt2, write_atomic};
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::hf::{load_base, load_tokenizer, save_base, write_atomic};
 use clap::Args;
 
 /// Arguments of `demo`.
@@ -148,9 +147,9 @@ impl BackendJob for QaTuneJob {
     type Output = Result<QaTuneReport>;
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let a = &self.args;
-        let tokenizer = Gpt2Tokenizer::from_dir(&a.base)?;
-        let (model, model_config) = load_gpt2::<Autodiff<B>>(&a.base, &device)
+        let (model, model_config) = load_base::<Autodiff<B>>(&a.base, &device)
             .with_context(|| format!("loading the model in {}", a.base.display()))?;
+        let tokenizer = load_tokenizer(&a.base, &model_config)?;
         let read = |path: &PathBuf| {
             read_any(path, None, false).map(|d| d.documents).with_context(|| format!("reading {}", path.display()))
         };
@@ -160,8 +159,7 @@ impl BackendJob for QaTuneJob {
         let (best, report) = qa_tune(model, &tokenizer, data, &self.config, &eval, &device, &mut |v| {
             eprintln!("step {}: validation answer NLL {:.4}, F1 {:.2}, EM {:.2}", v.step, v.answer_nll, v.f1, v.em)
         })?;
-        save_gpt2(&best, &model_config, &a.out)?;
-        tokenizer.save(&a.out.join("tokenizer.json"))?;
+        save_base(&best, &model_config, Some(&tokenizer), &a.out)?;
         write_atomic(&a.out.join("qa_tune.json"), &serde_json::to_vec_pretty(&report)?)?;
         Ok(report)
     }

@@ -13,8 +13,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::{Decoding, GenerateConfig, generate};
-use camels_model::hf::load_gpt2;
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::hf::load_base;
 use clap::{Parser, Subcommand};
 
 /// camels: keep a language model's knowledge current with CaMeLS.
@@ -30,15 +29,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print a model directory's configuration and parameter count.
+    /// Print a base model's family, configuration and parameter count.
     Info {
-        /// HF-layout directory (config.json, model.safetensors, tokenizer).
+        /// HF-layout directory (config.json, model.safetensors, tokenizer) or a `.gguf` file.
         #[arg(long)]
         base: PathBuf,
     },
     /// Continue prompts with a model (greedy by default).
     Generate {
-        /// HF-layout directory.
+        /// HF-layout directory or a `.gguf` file.
         #[arg(long)]
         base: PathBuf,
         /// A prompt; repeat for a batch.
@@ -53,6 +52,14 @@ enum Command {
         /// Device: cpu, wgpu[:N] or cuda[:N].
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
+    },
+    /// Write a base (a `.gguf` file, an HF directory) as an HF-layout directory that transformers loads.
+    Convert {
+        /// The `.gguf` file or HF directory.
+        base: PathBuf,
+        /// Output directory (config.json, model.safetensors, tokenizer.json, generation_config.json).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Datasets: synthesise, inspect.
     #[command(subcommand)]
@@ -127,6 +134,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Convert { base, out } => run_on(DeviceSpec::Cpu, ConvertJob { base, out })?,
         Command::Data(command) => data_cmd::run(command),
         Command::Bench(command) => bench::run(command),
         Command::Check(args) => check::run(args),
@@ -141,15 +149,59 @@ fn main() -> Result<()> {
 }
 
 fn info(base: &std::path::Path) -> Result<()> {
-    let config_path = base.join("config.json");
-    let config = camels_model::hf::HfGpt2Config::from_file(&config_path)?.to_runtime(&config_path)?;
-    println!("{}", serde_json::to_string_pretty(&config)?);
-    println!("parameters: {}", config.num_params());
-    match Gpt2Tokenizer::from_dir(base) {
+    let config = camels_model::hf::read_base_config_at(base)?;
+    println!("{}", serde_json::to_string_pretty(&camels_model::hf::base_config_json(&config))?);
+    println!(
+        "family: {} ({} layers, hidden {}, vocabulary {}, context {})",
+        config.model_type(),
+        config.num_layers(),
+        config.hidden_size(),
+        config.vocab_size(),
+        config.max_positions()
+    );
+    println!("parameters: {}", group_thousands(config.num_params()));
+    match camels_model::hf::load_tokenizer(base, &config) {
         Ok(tokenizer) => println!("tokenizer: {} tokens, eos {}", tokenizer.vocab_size(), tokenizer.eos_id()),
         Err(e) => println!("tokenizer: none ({e})"),
     }
     Ok(())
+}
+
+/// `134515008` → `134,515,008`.
+fn group_thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `convert`: any base (a GGUF file, an HF directory) to an HF-layout directory.
+struct ConvertJob {
+    base: PathBuf,
+    out: PathBuf,
+}
+
+impl BackendJob for ConvertJob {
+    type Output = Result<()>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let (model, config) = load_base::<B>(&self.base, &device)
+            .with_context(|| format!("loading the model in {}", self.base.display()))?;
+        let tokenizer = camels_model::hf::load_tokenizer(&self.base, &config)?;
+        camels_model::hf::save_base(&model, &config, Some(&tokenizer), &self.out)?;
+        println!(
+            "{}: {} ({} parameters) written to {} (config.json, model.safetensors, tokenizer.json, generation_config.json)",
+            self.base.display(),
+            config.model_type(),
+            group_thousands(config.num_params()),
+            self.out.display()
+        );
+        Ok(())
+    }
 }
 
 struct GenerateJob {
@@ -162,9 +214,9 @@ struct GenerateJob {
 impl BackendJob for GenerateJob {
     type Output = Result<Vec<(String, String)>>;
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        let tokenizer = Gpt2Tokenizer::from_dir(&self.base)?;
-        let (model, config) = load_gpt2::<B>(&self.base, &device)
+        let (model, config) = load_base::<B>(&self.base, &device)
             .with_context(|| format!("loading the model in {}", self.base.display()))?;
+        let tokenizer = camels_model::hf::load_tokenizer(&self.base, &config)?;
         let prompts = self.prompts.iter().map(|p| tokenizer.encode(p)).collect::<Result<Vec<_>, _>>()?;
         let decoding = if self.num_beams > 1 {
             Decoding::Beam { num_beams: self.num_beams, length_penalty: 1.0 }
@@ -172,13 +224,13 @@ impl BackendJob for GenerateJob {
             Decoding::Greedy
         };
         let generate_config =
-            GenerateConfig { decoding, ..GenerateConfig::greedy(self.max_new_tokens, config.eos_token_id) };
+            GenerateConfig { decoding, ..GenerateConfig::greedy(self.max_new_tokens, config.eos_token_id()) };
         let outputs = generate(&model, &prompts, &generate_config, &device)?;
         self.prompts
             .into_iter()
             .zip(outputs)
             .map(|(prompt, ids)| {
-                let ids: Vec<u32> = ids.into_iter().filter(|&t| t != config.eos_token_id).collect();
+                let ids: Vec<u32> = ids.into_iter().filter(|&t| t != config.eos_token_id()).collect();
                 Ok((prompt, tokenizer.decode(&ids)?))
             })
             .collect()

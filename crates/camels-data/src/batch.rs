@@ -48,6 +48,31 @@ impl TextEncoder for tokenizers::Tokenizer {
     }
 }
 
+/// An HF tokenizer with the model's own end-of-sequence id (SmolLM2-Instruct ends with
+/// `<|im_end|>`, not the `<|endoftext|>` a lookup by name would find).
+#[derive(Clone, Copy)]
+pub struct ModelEncoder<'a> {
+    tokenizer: &'a tokenizers::Tokenizer,
+    eos_id: u32,
+}
+
+impl<'a> ModelEncoder<'a> {
+    /// `tokenizer`, ending sequences with `eos_id`.
+    pub fn new(tokenizer: &'a tokenizers::Tokenizer, eos_id: u32) -> Self {
+        Self { tokenizer, eos_id }
+    }
+}
+
+impl TextEncoder for ModelEncoder<'_> {
+    fn encode(&self, text: &str) -> Result<Encoded, DataError> {
+        TextEncoder::encode(self.tokenizer, text)
+    }
+
+    fn eos_id(&self) -> u32 {
+        self.eos_id
+    }
+}
+
 /// A tokenizer-free encoder: one id per UTF-8 byte (0–255), end of sequence 256 (vocabulary 257).
 ///
 /// Useful in tests and examples that must not depend on tokenizer files.

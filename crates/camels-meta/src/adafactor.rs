@@ -214,12 +214,12 @@ mod tests {
         use burn::optim::{GradientsParams, Optimizer};
         type A = Autodiff<B>;
         let device = Default::default();
-        let model = camels_model::gpt2::Gpt2Config::tiny().init::<A>(&device);
+        let model = camels_model::base::BaseLm::from(camels_model::gpt2::Gpt2Config::tiny().init::<A>(&device));
         let ids = Tensor::<A, 2, Int>::from_ints([[1, 5, 9, 3, 7, 2]], &device);
-        let loss_of = |m: &camels_model::gpt2::Gpt2LmHead<A>| {
+        let loss_of = |m: &camels_model::base::BaseLm<A>| {
             camels_model::loss::token_cross_entropy(m.forward(ids.clone()), ids.clone()).mean()
         };
-        let mut optim = AdafactorConfig::default().init::<A, camels_model::gpt2::Gpt2LmHead<A>>();
+        let mut optim = AdafactorConfig::default().init::<A, camels_model::base::BaseLm<A>>();
         let mut model = model;
         let first = loss_of(&model).into_scalar();
         for _ in 0..5 {

@@ -23,7 +23,7 @@ use burn::optim::{AdaGradConfig, AdamConfig, GradientsAccumulator, GradientsPara
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use camels_model::gpt2::{Gpt2LmHead, MatmulPrecision};
+use camels_model::base::{BaseLm, MatmulPrecision};
 use camels_model::hf::write_atomic;
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use serde::{Deserialize, Serialize};
@@ -285,13 +285,13 @@ pub struct RunControl<'a> {
 /// when it holds a checkpoint of this stream and configuration. The matrix products run at
 /// `config.matmul_precision`; the model comes back with the precision it came in with.
 pub fn adapt<B: AutodiffBackend>(
-    model: Gpt2LmHead<B>,
+    model: BaseLm<B>,
     docs: &[WeightedDoc],
     config: &AdaptConfig,
     control: RunControl<'_>,
-) -> Result<(Gpt2LmHead<B>, AdaptReport)> {
+) -> Result<(BaseLm<B>, AdaptReport)> {
     config.validate()?;
-    let precision = model.transformer.precision;
+    let precision = model.precision();
     let model = model.with_precision(config.matmul_precision);
     let (model, report) = match config.optimizer {
         OptimizerKind::Adam => {
@@ -300,23 +300,23 @@ pub fn adapt<B: AutodiffBackend>(
                 .with_beta_2(config.beta2)
                 .with_epsilon(config.epsilon)
                 .with_grad_clipping(config.clipping())
-                .init::<B, Gpt2LmHead<B>>();
+                .init::<B, BaseLm<B>>();
             run(model, optim, docs, config, control)
         }
         OptimizerKind::Sgd => {
-            let optim = SgdConfig::new().with_gradient_clipping(config.clipping()).init::<B, Gpt2LmHead<B>>();
+            let optim = SgdConfig::new().with_gradient_clipping(config.clipping()).init::<B, BaseLm<B>>();
             run(model, optim, docs, config, control)
         }
         OptimizerKind::AdaGrad => {
             let optim = AdaGradConfig::new()
                 .with_epsilon(config.epsilon)
                 .with_grad_clipping(config.clipping())
-                .init::<B, Gpt2LmHead<B>>();
+                .init::<B, BaseLm<B>>();
             run(model, optim, docs, config, control)
         }
         OptimizerKind::Adafactor => {
             let optim = AdafactorConfig { grad_clipping: config.clipping(), ..AdafactorConfig::default() }
-                .init::<B, Gpt2LmHead<B>>();
+                .init::<B, BaseLm<B>>();
             run(model, optim, docs, config, control)
         }
     }?;
@@ -450,14 +450,14 @@ fn recorder_error(path: &Path, e: impl std::fmt::Display) -> MetaError {
 }
 
 /// Reads the checkpoint in `dir` (if any) into `model` and `optim`.
-fn load_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
+fn load_checkpoint<B: AutodiffBackend, O: Optimizer<BaseLm<B>, B>>(
     dir: &Path,
-    model: Gpt2LmHead<B>,
+    model: BaseLm<B>,
     optim: O,
     config: &AdaptConfig,
     fingerprint: &str,
     base: &str,
-) -> Result<(Gpt2LmHead<B>, O, Option<CheckpointState>)> {
+) -> Result<(BaseLm<B>, O, Option<CheckpointState>)> {
     let state_path = dir.join("state.json");
     if !state_path.exists() {
         return Ok((model, optim, None));
@@ -497,9 +497,9 @@ fn load_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
 
 /// Writes model and optimizer records, then `state.json` (the commit point), all atomically, and
 /// removes the previous checkpoint's files.
-fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
+fn save_checkpoint<B: AutodiffBackend, O: Optimizer<BaseLm<B>, B>>(
     dir: &Path,
-    model: &Gpt2LmHead<B>,
+    model: &BaseLm<B>,
     optim: &O,
     weights: Option<&[WeightedDoc]>,
     mut state: CheckpointState,
@@ -582,13 +582,13 @@ fn row_losses<B: Backend>(
     to_f64(sums.reshape([batch])).into_iter().zip(denominators).map(|(s, d)| s / d).collect()
 }
 
-fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
-    mut model: Gpt2LmHead<B>,
+fn run<B: AutodiffBackend, O: Optimizer<BaseLm<B>, B>>(
+    mut model: BaseLm<B>,
     mut optim: O,
     docs: &[WeightedDoc],
     config: &AdaptConfig,
     mut control: RunControl<'_>,
-) -> Result<(Gpt2LmHead<B>, AdaptReport)> {
+) -> Result<(BaseLm<B>, AdaptReport)> {
     let started = Instant::now();
     let device = model.devices().into_iter().next().expect("a model on a device");
     let total = docs.len() * config.epochs;
@@ -615,8 +615,8 @@ fn run<B: AutodiffBackend, O: Optimizer<Gpt2LmHead<B>, B>>(
     let mut weights_saved = restored.is_some();
     let docs: &[WeightedDoc] = restored.as_deref().unwrap_or(docs);
     let pad = 0u32;
-    let max_len = config.max_doc_tokens.min(model.transformer.wpe.weight.dims()[0]); // the context bounds documents
-    let mut accumulator = GradientsAccumulator::<Gpt2LmHead<B>>::new();
+    let max_len = config.max_doc_tokens.min(model.max_positions()); // the context bounds documents
+    let mut accumulator = GradientsAccumulator::<BaseLm<B>>::new();
     let mut pending = 0usize; // micro-batches accumulated since the last step
     let mut accumulated_any = false;
     let mut last_checkpoint = next;
@@ -742,6 +742,6 @@ pub fn grads_finite<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M, grads: 
 }
 
 /// The adapted model without its autodiff wrapper, for evaluation and saving.
-pub fn inference_model<B: AutodiffBackend>(model: &Gpt2LmHead<B>) -> Gpt2LmHead<B::InnerBackend> {
+pub fn inference_model<B: AutodiffBackend>(model: &BaseLm<B>) -> BaseLm<B::InnerBackend> {
     model.valid()
 }

@@ -22,7 +22,7 @@ use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use camels_model::hf::{HfGpt2Config, load_module, save_module, write_atomic};
+use camels_model::hf::{base_config_json, load_module, save_module, write_atomic};
 use camels_model::weighting::WeightingModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -175,7 +175,7 @@ where
 /// Writes `weighting_config.json` (the trunk's HF `config.json`) and `weighting.json` (head options)
 /// into the checkpoint directory `dir`, atomically.
 pub fn write_weighting_description(dir: &Path, config: &WeightingModelConfig) -> Result<()> {
-    let trunk = serde_json::to_vec_pretty(&HfGpt2Config::from_runtime(&config.trunk)).expect("the config serialises");
+    let trunk = serde_json::to_vec_pretty(&base_config_json(&config.trunk)).expect("the config serialises");
     write_atomic(&dir.join("weighting_config.json"), &trunk)?;
     let head = serde_json::json!({
         "head_hidden": config.head_hidden,

@@ -13,7 +13,10 @@
 
 use std::path::{Path, PathBuf};
 
-use camels_model::gpt2::{Gpt2Config, MatmulPrecision};
+use camels_model::base::MatmulPrecision;
+use camels_model::base::BaseConfig;
+use camels_model::gpt2::Gpt2Config;
+use camels_model::llama::LlamaConfig;
 use camels_model::loss::Reduction;
 use camels_model::weighting::{WeightActivation, WeightingModelConfig};
 use serde::{Deserialize, Serialize};
@@ -91,7 +94,9 @@ pub struct BaseSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WeightingSection {
-    /// Trunk preset: `distilgpt2`, `gpt2`, `tiny`, …; the vocabulary always comes from the tokenizer.
+    /// Trunk preset: `base` (the base LM's own architecture, cut to `n_layer` blocks: start it from the
+    /// base with `init_from`), a GPT-2 preset (`distilgpt2`, `gpt2`, `tiny`, …) or a Llama one
+    /// (`smollm2-135m`, `tiny-llama`, …); the vocabulary always comes from the base.
     pub preset: String,
     /// Override of the preset's number of blocks (0: keep).
     pub n_layer: usize,
@@ -411,7 +416,7 @@ impl MetaTrainConfig {
         if !(self.inner.inner_lr > 0.0 && self.outer.outer_lr > 0.0) {
             return Err(config_error(path, "inner.inner_lr / outer.outer_lr", "must be positive"));
         }
-        if Gpt2Config::preset(&self.weighting.preset).is_none() {
+        if !is_trunk_preset(&self.weighting.preset) {
             return Err(config_error(path, "weighting.preset", format!("unknown preset `{}`", self.weighting.preset)));
         }
         match (self.inner.matmul_precision, self.inner.grad_mode) {
@@ -427,16 +432,39 @@ impl MetaTrainConfig {
         Ok(())
     }
 
-    /// The weighting model's configuration for a vocabulary of `vocab_size` with EOS `eos_id`.
-    pub fn weighting_model(&self, vocab_size: usize, eos_id: u32) -> WeightingModelConfig {
+    /// The weighting model's configuration for a base LM `base` (its vocabulary and EOS; its whole
+    /// architecture with the `base` preset).
+    pub fn weighting_model(&self, base: &BaseConfig) -> WeightingModelConfig {
         let w = &self.weighting;
-        let mut trunk = Gpt2Config::preset(&w.preset).expect("validated").with_eos_token_id(eos_id);
-        trunk.vocab_size = vocab_size;
         let keep = |over: usize, value: usize| if over == 0 { value } else { over };
-        trunk.n_layer = keep(w.n_layer, trunk.n_layer);
-        trunk.n_embd = keep(w.n_embd, trunk.n_embd);
-        trunk.n_head = keep(w.n_head, trunk.n_head);
-        trunk.n_positions = keep(w.n_positions, trunk.n_positions);
+        let trunk = if w.preset == "base" {
+            match base.with_num_layers(keep(w.n_layer, base.num_layers())) {
+                BaseConfig::Llama(mut c) => {
+                    c.max_position_embeddings = keep(w.n_positions, c.max_position_embeddings);
+                    BaseConfig::Llama(c)
+                }
+                BaseConfig::Gpt2(mut c) => {
+                    c.n_positions = keep(w.n_positions, c.n_positions);
+                    BaseConfig::Gpt2(c)
+                }
+            }
+        } else if let Some(mut c) = LlamaConfig::preset(&w.preset) {
+            (c.vocab_size, c.eos_token_id, c.pad_token_id) = (base.vocab_size(), base.eos_token_id(), None);
+            c.bos_token_id = None;
+            c.num_hidden_layers = keep(w.n_layer, c.num_hidden_layers);
+            c.hidden_size = keep(w.n_embd, c.hidden_size);
+            c.num_attention_heads = keep(w.n_head, c.num_attention_heads);
+            c.max_position_embeddings = keep(w.n_positions, c.max_position_embeddings);
+            BaseConfig::Llama(c)
+        } else {
+            let mut c = Gpt2Config::preset(&w.preset).expect("validated").with_eos_token_id(base.eos_token_id());
+            c.vocab_size = base.vocab_size();
+            c.n_layer = keep(w.n_layer, c.n_layer);
+            c.n_embd = keep(w.n_embd, c.n_embd);
+            c.n_head = keep(w.n_head, c.n_head);
+            c.n_positions = keep(w.n_positions, c.n_positions);
+            BaseConfig::Gpt2(c)
+        };
         WeightingModelConfig::new()
             .with_trunk(trunk)
             .with_head_hidden(w.head_hidden)
@@ -480,4 +508,9 @@ mod tests {
         assert!(apply_override(&mut table, "run..steps=1").is_err());
         assert!(apply_override(&mut table, "steps").is_err());
     }
+}
+
+/// Whether `name` is a weighting-trunk preset: `base`, or a GPT-2 or Llama preset.
+fn is_trunk_preset(name: &str) -> bool {
+    name == "base" || Gpt2Config::preset(name).is_some() || LlamaConfig::preset(name).is_some()
 }

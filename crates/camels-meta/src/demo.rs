@@ -15,9 +15,11 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use camels_data::{Document, SynthConfig, TextEncoder, answer_spans, tokens_in_spans};
-use camels_model::gpt2::{Gpt2Config, Gpt2LmHead};
-use camels_model::hf::{load_gpt2, save_gpt2, write_atomic};
-use camels_model::tokenizer::Gpt2Tokenizer;
+use crate::EncoderExt;
+use camels_model::base::{BaseConfig, BaseLm};
+use camels_model::gpt2::Gpt2Config;
+use camels_model::hf::{load_base, save_base, write_atomic};
+use camels_model::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::adapt::{AdaptConfig, RunControl, adapt};
@@ -511,7 +513,7 @@ impl Scores {
 
 struct Ctx<'a, B: Backend> {
     config: &'a DemoConfig,
-    tokenizer: &'a Gpt2Tokenizer,
+    tokenizer: &'a TextTokenizer,
     eval: EvalConfig,
     unrelated: Vec<String>,
     device: &'a B::Device,
@@ -519,16 +521,16 @@ struct Ctx<'a, B: Backend> {
 
 impl<B: Backend> Ctx<'_, B> {
     /// QA scores; `test` adds the unrelated perplexity and the swapped answers' NLLs.
-    fn score(&self, model: &Gpt2LmHead<B>, docs: &[Document], test: bool) -> Result<Scores> {
+    fn score(&self, model: &BaseLm<B>, docs: &[Document], test: bool) -> Result<Scores> {
         let predictions = evaluate_questions(model, self.tokenizer, &questions_of(docs), &self.eval, self.device)?;
         let n = predictions.len().max(1) as f64;
         let mean = |f: fn(&crate::eval::Prediction) -> f64| predictions.iter().map(f).sum::<f64>() / n;
         let (mut ppl, mut gold_swapped, mut swapped) = (f64::NAN, Vec::new(), Vec::new());
         if test {
-            ppl = perplexity(model, self.tokenizer.inner(), &self.unrelated, &self.eval, self.device)?;
+            ppl = perplexity(model, &self.tokenizer.encoder(), &self.unrelated, &self.eval, self.device)?;
             let pairs = swapped_answers(docs);
             gold_swapped = pairs.index.iter().map(|&i| predictions[i].nll).collect();
-            swapped = answer_nlls(model, self.tokenizer.inner(), &pairs.items, &self.eval, self.device)?;
+            swapped = answer_nlls(model, &self.tokenizer.encoder(), &pairs.items, &self.eval, self.device)?;
         }
         Ok(Scores {
             em: 100.0 * mean(|p| p.em),
@@ -544,15 +546,15 @@ impl<B: Backend> Ctx<'_, B> {
     /// `base` adapted on `docs` with `strategy` at `lr`.
     fn adapted(
         &self,
-        base: &Gpt2LmHead<Autodiff<B>>,
+        base: &BaseLm<Autodiff<B>>,
         strategy: &WeightStrategy,
         docs: &[Document],
         lr: f64,
-    ) -> Result<Gpt2LmHead<B>> {
+    ) -> Result<BaseLm<B>> {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let weigher = Weigher::<B>::new(strategy, &texts, self.device)?;
         let config = AdaptConfig { lr, ..self.config.adapt.clone() };
-        let stream = weighted_docs(&weigher, self.tokenizer.inner(), docs, config.max_doc_tokens)?;
+        let stream = weighted_docs(&weigher, &self.tokenizer.encoder(), docs, config.max_doc_tokens)?;
         let (model, report) = adapt(base.clone(), &stream, &config, RunControl::default())?;
         if !report.skipped.is_empty() {
             tracing::warn!(n = report.skipped.len(), "documents skipped for a non-finite loss");
@@ -587,7 +589,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MetaError + '_ {
 
 /// The byte-level BPE tokenizer of a synthetic world directory (`camels-cli data synth`), trained as
 /// the demo trains it (every split, then the unrelated text), and the pre-training documents.
-pub fn world_tokenizer(world_dir: &Path, vocab: usize) -> Result<(Vec<Document>, Gpt2Tokenizer)> {
+pub fn world_tokenizer(world_dir: &Path, vocab: usize) -> Result<(Vec<Document>, TextTokenizer)> {
     let read = |name: &str| camels_data::jsonl::read(&world_dir.join(name), true).map(|d| d.documents);
     let pretrain_docs = read("pretrain.jsonl")?;
     let mut texts: Vec<String> = pretrain_docs.iter().map(|d| d.text.clone()).collect();
@@ -596,7 +598,7 @@ pub fn world_tokenizer(world_dir: &Path, vocab: usize) -> Result<(Vec<Document>,
     }
     let unrelated = world_dir.join("unrelated.txt");
     texts.push(std::fs::read_to_string(&unrelated).map_err(io(&unrelated))?);
-    let tokenizer = Gpt2Tokenizer::train(texts.iter(), vocab, 2)?;
+    let tokenizer = TextTokenizer::train(texts.iter(), vocab, 2)?;
     Ok((pretrain_docs, tokenizer))
 }
 
@@ -604,15 +606,17 @@ pub fn world_tokenizer(world_dir: &Path, vocab: usize) -> Result<(Vec<Document>,
 /// the tokenizer into `dir` (HF layout); `say` gets a line every 100 steps.
 pub fn train_base<B: Backend>(
     spec: &BaseSpec,
-    tokenizer: &Gpt2Tokenizer,
+    tokenizer: &TextTokenizer,
     docs: &[Document],
     seed: u64,
     dir: &Path,
     device: &B::Device,
     say: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    let config = Gpt2Config::new(tokenizer.vocab_size(), spec.n_positions, spec.n_embd, spec.n_layer, spec.n_head)
-        .with_eos_token_id(tokenizer.eos_id());
+    let config: BaseConfig =
+        Gpt2Config::new(tokenizer.vocab_size(), spec.n_positions, spec.n_embd, spec.n_layer, spec.n_head)
+            .with_eos_token_id(tokenizer.eos_id())
+            .into();
     config.validate()?;
     B::seed(device, seed);
     let model = config.init::<Autodiff<B>>(device);
@@ -625,15 +629,14 @@ pub fn train_base<B: Backend>(
         seed,
     };
     let mut smoothed: Option<f64> = None;
-    let model = pretrain(model, tokenizer.inner(), docs, &pretrain_config, device, &mut |phase, step, loss| {
+    let model = pretrain(model, &tokenizer.encoder(), docs, &pretrain_config, device, &mut |phase, step, loss| {
         let s = smoothed.map_or(loss, |s| 0.95 * s + 0.05 * loss);
         smoothed = Some(s);
         if (step + 1) % 100 == 0 {
             say(&format!("base {}: step {}: {phase} loss (smoothed) {s:.4}", spec.name, step + 1));
         }
     })?;
-    save_gpt2(&model.valid(), &config, dir)?;
-    tokenizer.save(&dir.join("tokenizer.json"))?;
+    save_base(&model.valid(), &config, Some(tokenizer), dir)?;
     say(&format!("base {}: {} parameters, saved to {}", spec.name, config.num_params(), dir.display()));
     Ok(())
 }
@@ -659,7 +662,7 @@ pub fn run_demo<B: Backend>(
     let mut texts: Vec<&str> =
         world.splits().iter().flat_map(|(_, docs)| docs.iter().map(|d| d.text.as_str())).collect();
     texts.push(&world.unrelated);
-    let tokenizer = Gpt2Tokenizer::train(texts.iter(), config.vocab, 2)?;
+    let tokenizer = TextTokenizer::train(texts.iter(), config.vocab, 2)?;
     tokenizer.save(&out.join("tokenizer.json"))?;
     st.end("tokenizer");
 
@@ -718,7 +721,7 @@ pub fn run_demo<B: Backend>(
         if strategies.is_empty() {
             continue;
         }
-        let (base, _) = load_gpt2::<Autodiff<B>>(&base_dir(spec), device)?;
+        let (base, _) = load_base::<Autodiff<B>>(&base_dir(spec), device)?;
         let before = ctx.score(&base.valid(), &test_docs, true)?;
         st.say(&format!("base {}: before adaptation F1 {:.2}, answer NLL {:.4}", spec.name, before.f1, before.nll));
         let row = |strategy: &str, lr: f64, s: &Scores, val: (f64, f64)| ResultRow {
@@ -768,7 +771,7 @@ pub fn run_demo<B: Backend>(
         if strategies.iter().any(|s| s == "uniform+qa-tune")
             && let Some((adapted, lr, val)) = uniform_choice
         {
-            let model: Gpt2LmHead<Autodiff<B>> = crate::params::lift(adapted);
+            let model: BaseLm<Autodiff<B>> = crate::params::lift(adapted);
             let data = QaSplits { train: &world.meta_train, val: &world.meta_val };
             let (tuned, report) = qa_tune(model, &tokenizer, data, &config.qa_tune, &ctx.eval, device, &mut |v| {
                 st.say(&format!(
@@ -807,7 +810,7 @@ pub fn run_demo<B: Backend>(
 /// The learned weights of the first `n` test documents, for the report.
 fn weight_views<B: Backend>(
     strategy: &WeightStrategy,
-    tokenizer: &Gpt2Tokenizer,
+    tokenizer: &TextTokenizer,
     docs: &[Document],
     n: usize,
     device: &B::Device,
@@ -817,7 +820,7 @@ fn weight_views<B: Backend>(
     docs.iter()
         .take(n)
         .map(|doc| {
-            let encoded = TextEncoder::encode(tokenizer.inner(), &doc.text)?;
+            let encoded = TextEncoder::encode(&tokenizer.encoder(), &doc.text)?;
             let weights = weigher.weigh_document(doc, &encoded)?;
             let answer = tokens_in_spans(&encoded.offsets, &answer_spans(doc));
             Ok(DocView { title: doc.id.clone(), tokens: token_views(&doc.text, &encoded.offsets, &weights, &answer) })

@@ -9,11 +9,12 @@ use std::path::Path;
 use burn::prelude::*;
 use camels_data::squad_metrics::{clean_generation, normalize_answer, score};
 use camels_data::{Document, QaBatchConfig, TextEncoder, locality_batch, qa_train_batch};
+use crate::EncoderExt;
 use camels_model::generate::{Decoding, GenerateConfig, generate};
-use camels_model::gpt2::Gpt2LmHead;
+use camels_model::base::BaseLm;
 use camels_model::hf::write_atomic;
 use camels_model::loss::token_cross_entropy;
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
@@ -190,7 +191,7 @@ pub fn fact_gain(
 /// Per-question NLL of the gold (shortest) answer and its end of sequence given the prompt, in nats
 /// per answer token.
 pub fn answer_nlls<B: Backend>(
-    model: &Gpt2LmHead<B>,
+    model: &BaseLm<B>,
     encoder: &dyn TextEncoder,
     items: &[QaItem],
     config: &EvalConfig,
@@ -215,8 +216,8 @@ pub fn answer_nlls<B: Backend>(
 }
 
 /// The model's context length (position embeddings).
-fn context<B: Backend>(model: &Gpt2LmHead<B>) -> usize {
-    model.transformer.wpe.weight.dims()[0]
+fn context<B: Backend>(model: &BaseLm<B>) -> usize {
+    model.max_positions()
 }
 
 fn shortest(answers: &[String]) -> &str {
@@ -230,8 +231,8 @@ pub(crate) fn to_f64<B: Backend>(t: Tensor<B, 1>) -> Vec<f64> {
 
 /// Generated continuations of every question's prompt, decoded (end of sequence dropped), raw.
 pub fn generate_answers<B: Backend>(
-    model: &Gpt2LmHead<B>,
-    tokenizer: &Gpt2Tokenizer,
+    model: &BaseLm<B>,
+    tokenizer: &TextTokenizer,
     items: &[QaItem],
     config: &EvalConfig,
     device: &B::Device,
@@ -266,7 +267,7 @@ pub fn generate_answers<B: Backend>(
 /// Perplexity of `texts` cut into windows of `config.unrelated_window` tokens (at most the context): exp of the mean
 /// next-token NLL over every real target.
 pub fn perplexity<B: Backend, S: AsRef<str>>(
-    model: &Gpt2LmHead<B>,
+    model: &BaseLm<B>,
     encoder: &dyn TextEncoder,
     texts: &[S],
     config: &EvalConfig,
@@ -326,14 +327,14 @@ pub struct Prediction {
 
 /// Asks every question, scores the answers and measures the gold-answer NLL.
 pub fn evaluate_questions<B: Backend>(
-    model: &Gpt2LmHead<B>,
-    tokenizer: &Gpt2Tokenizer,
+    model: &BaseLm<B>,
+    tokenizer: &TextTokenizer,
     items: &[QaItem],
     config: &EvalConfig,
     device: &B::Device,
 ) -> Result<Vec<Prediction>> {
     let generations = generate_answers(model, tokenizer, items, config, device)?;
-    let nlls = answer_nlls(model, tokenizer.inner(), items, config, device)?;
+    let nlls = answer_nlls(model, &tokenizer.encoder(), items, config, device)?;
     Ok(items
         .iter()
         .zip(generations)

@@ -55,3 +55,16 @@ pub mod train;
 pub mod viz;
 
 pub use error::{MetaError, Result};
+
+/// The [`camels_data::TextEncoder`] view of a model's tokenizer: its token ids, and the model's own
+/// EOS to end documents and answers and to pad batches.
+pub trait EncoderExt {
+    /// The encoder that batches are built with.
+    fn encoder(&self) -> camels_data::ModelEncoder<'_>;
+}
+
+impl EncoderExt for camels_model::tokenizer::TextTokenizer {
+    fn encoder(&self) -> camels_data::ModelEncoder<'_> {
+        camels_data::ModelEncoder::new(self.inner(), self.eos_id())
+    }
+}

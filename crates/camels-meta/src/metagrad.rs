@@ -27,7 +27,7 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use camels_model::gpt2::Gpt2LmHead;
+use camels_model::base::BaseLm;
 use camels_model::loss::{Reduction, kl_divergence, masked_mean, token_cross_entropy, weighted_loss};
 use camels_model::reference::values;
 
@@ -139,7 +139,7 @@ pub struct MetaGradient<B: Backend> {
     /// J and its parts.
     pub outer: OuterLoss,
     /// The base LM after the K inner steps.
-    pub theta_k: Gpt2LmHead<B>,
+    pub theta_k: BaseLm<B>,
 }
 
 type X<B> = Autodiff<B>;
@@ -147,7 +147,7 @@ type O<B> = Autodiff<Autodiff<B>>;
 
 /// L_k(θ; w) and the per-token losses `[1, T−1]`.
 fn inner_loss<M: Backend>(
-    model: &Gpt2LmHead<M>,
+    model: &BaseLm<M>,
     doc: &Rows,
     weights: Tensor<M, 2>,
     reduction: Reduction,
@@ -160,7 +160,7 @@ fn inner_loss<M: Backend>(
 
 /// J(θ) = QA(θ) + c_kl · KL(p₀ ‖ p_θ), with the locality logits of θ₀ given (constant).
 fn outer_loss<M: Backend>(
-    model: &Gpt2LmHead<M>,
+    model: &BaseLm<M>,
     pre_logits: Tensor<M, 3>,
     problem: &MetaProblem,
 ) -> (Tensor<M, 1>, Tensor<M, 1>, Tensor<M, 1>) {
@@ -195,7 +195,7 @@ fn normaliser(doc: &Rows, reduction: Reduction) -> f64 {
 
 /// dJ/dw for all K documents (`weights[k]` is `[1, T]`), by `mode`, with every θ_k stored.
 pub fn meta_gradient<B: Backend>(
-    theta0: &Gpt2LmHead<B>,
+    theta0: &BaseLm<B>,
     weights: &[Tensor<B, 2>],
     problem: &MetaProblem,
     mode: MetaGradMode,
@@ -208,7 +208,7 @@ pub fn meta_gradient<B: Backend>(
 /// bit for bit on a deterministic backend (tested on CPU; a GPU's autotuned kernels may round
 /// differently).
 pub fn meta_gradient_checkpointed<B: Backend>(
-    theta0: &Gpt2LmHead<B>,
+    theta0: &BaseLm<B>,
     weights: &[Tensor<B, 2>],
     problem: &MetaProblem,
     mode: MetaGradMode,
@@ -226,7 +226,7 @@ pub fn meta_gradient_checkpointed<B: Backend>(
 
     // Forward: θ₀ … θ_K, one first-order backward per document; θ_k kept where k is a multiple of
     // `store_every` (θ₀ is the caller's and costs no copy).
-    let mut stored: Vec<Option<Gpt2LmHead<B>>> = vec![None; problem.docs.len()];
+    let mut stored: Vec<Option<BaseLm<B>>> = vec![None; problem.docs.len()];
     let mut theta = theta0.clone();
     for (k, doc) in problem.docs.iter().enumerate() {
         if k.is_multiple_of(store_every) {
@@ -240,7 +240,7 @@ pub fn meta_gradient_checkpointed<B: Backend>(
     // recomputed after the sweep, so that it is not alive during it.
     let (outer, mut lambda) = {
         let pre_logits = theta0.forward(problem.locality.ids::<B>(&device));
-        let model: Gpt2LmHead<X<B>> = lift(theta_k.clone());
+        let model: BaseLm<X<B>> = lift(theta_k.clone());
         let parts = outer_loss(&model, Tensor::from_inner(pre_logits), problem);
         let outer = outer_values(&parts)?;
         (outer, GradientsParams::from_grads(parts.0.backward(), &model))
@@ -282,17 +282,17 @@ pub fn meta_gradient_checkpointed<B: Backend>(
 /// θ_to from θ_from by the weighted SGD steps of `problem.docs[steps]` (first-order gradients
 /// only; no meta-gradient).
 pub fn unroll<B: Backend>(
-    theta: Gpt2LmHead<B>,
+    theta: BaseLm<B>,
     steps: std::ops::Range<usize>,
     weights: &[Tensor<B, 2>],
     problem: &MetaProblem,
-) -> Gpt2LmHead<B> {
+) -> BaseLm<B> {
     steps.fold(theta, |theta, i| inner_step(theta, &problem.docs[i], weights[i].clone(), problem))
 }
 
 /// θ − α ∇L(θ; w): one weighted SGD step on `doc`, by one first-order backward.
-fn inner_step<B: Backend>(theta: Gpt2LmHead<B>, doc: &Rows, w: Tensor<B, 2>, problem: &MetaProblem) -> Gpt2LmHead<B> {
-    let model: Gpt2LmHead<X<B>> = lift(theta.clone());
+fn inner_step<B: Backend>(theta: BaseLm<B>, doc: &Rows, w: Tensor<B, 2>, problem: &MetaProblem) -> BaseLm<B> {
+    let model: BaseLm<X<B>> = lift(theta.clone());
     let (loss, _) = inner_loss(&model, doc, Tensor::from_inner(w), problem.reduction);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     theta.map(&mut SgdStep { grads: &grads, lr: problem.inner_lr })
@@ -300,14 +300,14 @@ fn inner_step<B: Backend>(theta: Gpt2LmHead<B>, doc: &Rows, w: Tensor<B, 2>, pro
 
 /// ∂⟨∇L(θ; w), λ⟩/∂w and H(θ)λ by one double backward.
 fn exact_step<B: Backend>(
-    theta: &Gpt2LmHead<B>,
+    theta: &BaseLm<B>,
     w: Tensor<B, 2>,
     doc: &Rows,
     lambda: &GradientsParams,
     reduction: Reduction,
 ) -> (Vec<f32>, Option<GradientsParams>) {
-    let model_x: Gpt2LmHead<X<B>> = lift(theta.clone());
-    let model_o: Gpt2LmHead<O<B>> = lift(model_x.clone());
+    let model_x: BaseLm<X<B>> = lift(theta.clone());
+    let model_o: BaseLm<O<B>> = lift(model_x.clone());
     let w_x = Tensor::<X<B>, 2>::from_inner(w).require_grad();
     let (loss, _) = inner_loss(&model_o, doc, Tensor::from_inner(w_x.clone()), reduction);
     let g = GradientsParams::from_grads(loss.backward(), &model_o); // level-1 tensors, graph kept
@@ -321,7 +321,7 @@ fn exact_step<B: Backend>(
 
 /// The same quantities by central differences along λ̂ (`with_hvp`: also the Hessian term).
 fn difference_step<B: Backend>(
-    theta: &Gpt2LmHead<B>,
+    theta: &BaseLm<B>,
     w: Tensor<B, 2>,
     doc: &Rows,
     lambda: &GradientsParams,
@@ -342,7 +342,7 @@ fn difference_step<B: Backend>(
     for sign in [1.0, -1.0] {
         let shifted_theta = shifted(theta.clone(), &unit, sign * h);
         if with_hvp {
-            let model: Gpt2LmHead<X<B>> = lift(shifted_theta);
+            let model: BaseLm<X<B>> = lift(shifted_theta);
             let (loss, token_loss) = inner_loss(&model, doc, Tensor::from_inner(w.clone()), reduction);
             token_losses.push(values(token_loss.inner()));
             grads.push(GradientsParams::from_grads(loss.backward(), &model));
@@ -363,7 +363,7 @@ fn difference_step<B: Backend>(
 }
 
 /// ‖θ‖ over all float parameters.
-fn param_norm<B: Backend>(theta: &Gpt2LmHead<B>) -> f64 {
+fn param_norm<B: Backend>(theta: &BaseLm<B>) -> f64 {
     camels_model::hf::module_tensors(theta)
         .values()
         .flat_map(|(_, v)| v.iter().map(|x| f64::from(*x).powi(2)))
@@ -373,15 +373,15 @@ fn param_norm<B: Backend>(theta: &Gpt2LmHead<B>) -> f64 {
 
 /// The reference's computation: the second-order graph of all K steps, then one backward.
 fn full_unroll<B: Backend>(
-    theta0: &Gpt2LmHead<B>,
+    theta0: &BaseLm<B>,
     weights: &[Tensor<B, 2>],
     problem: &MetaProblem,
 ) -> Result<MetaGradient<B>> {
     let device = weights.first().map(|w| w.device()).unwrap_or_default();
     let w_x: Vec<Tensor<X<B>, 2>> = weights.iter().map(|w| Tensor::from_inner(w.clone()).require_grad()).collect();
-    let mut theta_x: Gpt2LmHead<X<B>> = Gpt2LmHead::from_inner(theta0.clone());
+    let mut theta_x: BaseLm<X<B>> = BaseLm::from_inner(theta0.clone());
     for (doc, w) in problem.docs.iter().zip(&w_x) {
-        let model_o: Gpt2LmHead<O<B>> = lift(theta_x.clone());
+        let model_o: BaseLm<O<B>> = lift(theta_x.clone());
         let (loss, _) = inner_loss(&model_o, doc, Tensor::from_inner(w.clone()), problem.reduction);
         let g = GradientsParams::from_grads(loss.backward(), &model_o);
         theta_x = theta_x.map(&mut SgdStep { grads: &g, lr: problem.inner_lr });

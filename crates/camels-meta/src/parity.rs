@@ -12,7 +12,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use camels_model::generate::{GenerateConfig, generate};
-use camels_model::hf::{HfGpt2Config, load_gpt2, load_module, module_tensors};
+use camels_model::hf::{load_base, load_module, module_tensors, read_base_config};
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use camels_model::reference::{TensorFile, max_abs_diff, rel_err, values};
 use camels_model::weighting::{WeightingModel, WeightingModelConfig};
@@ -81,7 +81,7 @@ fn tiny_dir(fixtures: &Path) -> std::path::PathBuf {
 /// Logits (max abs error over real positions ≤ 1e-4) and the mean loss (≤ 1e-5).
 fn forward<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
     let start = Instant::now();
-    let (model, _) = load_gpt2::<B>(&tiny_dir(fixtures), device)?;
+    let (model, _) = load_base::<B>(&tiny_dir(fixtures), device)?;
     let r = TensorFile::open(&tiny_dir(fixtures).join("reference.safetensors"))?;
     let ids = r.ids::<B>("input_ids", device)?; // [B, T]
     let mask_values = r.f32("attention_mask")?;
@@ -103,7 +103,7 @@ fn forward<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>
 /// The gradient of the loss w.r.t. every parameter tensor (worst relative error ≤ 1e-3).
 fn gradients<A: AutodiffBackend>(fixtures: &Path, device: &A::Device) -> Result<Check> {
     let start = Instant::now();
-    let (model, _) = load_gpt2::<A>(&tiny_dir(fixtures), device)?;
+    let (model, _) = load_base::<A>(&tiny_dir(fixtures), device)?;
     let r = TensorFile::open(&tiny_dir(fixtures).join("reference.safetensors"))?;
     let ids = r.ids::<A>("input_ids", device)?; // [B, T]
     let mask = r.float::<A, 2>("attention_mask", device)?; // [B, T]
@@ -150,8 +150,8 @@ fn generation<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Che
             })
             .collect()
     };
-    let (model, config) = load_gpt2::<B>(&tiny_dir(fixtures), device)?;
-    let eos = config.eos_token_id;
+    let (model, config) = load_base::<B>(&tiny_dir(fixtures), device)?;
+    let eos = config.eos_token_id();
     let prompts: Vec<Vec<u32>> = rows("input_ids")?
         .iter()
         .zip(&rows("attention_mask")?)
@@ -179,7 +179,7 @@ fn generation<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Che
 /// dJ/dw (exact ≤ 1e-4, central differences ≤ 1e-2) for K = 1 and 3, and dJ/dφ (≤ 1e-3) for K = 3,
 /// against PyTorch's double backward through the full unroll.
 fn meta<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
-    let (theta0, _) = load_gpt2::<B>(&tiny_dir(fixtures), device)?;
+    let (theta0, _) = load_base::<B>(&tiny_dir(fixtures), device)?;
     let mut checks = Vec::new();
     for k in [1, 3] {
         let (problem, weights, r) = meta_case::<B>(fixtures, k, device)?;
@@ -204,7 +204,7 @@ fn meta<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
 
 fn weighting<A: AutodiffBackend>(
     fixtures: &Path,
-    theta0: &camels_model::gpt2::Gpt2LmHead<A::InnerBackend>,
+    theta0: &camels_model::base::BaseLm<A::InnerBackend>,
     problem: &MetaProblem,
     weights: &[Tensor<A::InnerBackend, 2>],
     r: &TensorFile,
@@ -212,7 +212,7 @@ fn weighting<A: AutodiffBackend>(
 ) -> Result<Check> {
     let start = Instant::now();
     let config_path = fixtures.join("meta/weighting_config.json");
-    let trunk = HfGpt2Config::from_file(&config_path)?.to_runtime(&config_path)?;
+    let trunk = read_base_config(&config_path)?;
     let model: WeightingModel<A> = load_module(
         WeightingModelConfig::new().with_trunk(trunk).init::<A>(device),
         &fixtures.join("meta/weighting.safetensors"),

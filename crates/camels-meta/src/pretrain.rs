@@ -9,9 +9,10 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use camels_data::{Document, QaBatchConfig, Rng, TextEncoder, TokenBatch, locality_batch, qa_train_batch};
-use camels_model::gpt2::Gpt2LmHead;
+use crate::EncoderExt;
+use camels_model::base::BaseLm;
 use camels_model::loss::{masked_mean, token_cross_entropy};
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
@@ -51,13 +52,13 @@ fn tensors<B: Backend>(batch: &TokenBatch, device: &B::Device) -> (Tensor<B, 2, 
 /// Trains `model` on `documents` (LM), then on their questions (QA + LM); `on_step(phase, step,
 /// loss)` is called after every step. Returns the trained model.
 pub fn pretrain<B: AutodiffBackend>(
-    mut model: Gpt2LmHead<B>,
+    mut model: BaseLm<B>,
     encoder: &dyn TextEncoder,
     documents: &[Document],
     config: &PretrainConfig,
     device: &B::Device,
     on_step: &mut dyn FnMut(&str, usize, f64),
-) -> Result<Gpt2LmHead<B>> {
+) -> Result<BaseLm<B>> {
     let texts: Vec<&str> = documents.iter().map(|d| d.text.as_str()).collect();
     let windows = locality_batch(encoder, &texts, config.seq_len)?;
     let pairs: Vec<(&str, &str)> = documents
@@ -69,7 +70,7 @@ pub fn pretrain<B: AutodiffBackend>(
         return Err(MetaError::Shape("no question-answer pairs to fine-tune on".into()));
     }
     let qa = qa_train_batch(encoder, &pairs, &QaBatchConfig::default())?;
-    let mut optim = AdamConfig::new().init::<B, Gpt2LmHead<B>>();
+    let mut optim = AdamConfig::new().init::<B, BaseLm<B>>();
     let mut rng = Rng::new(config.seed);
     let lm_batch = |rng: &mut Rng| {
         let rows: Vec<usize> = (0..config.batch_size).map(|_| rng.index(windows.batch)).collect();
@@ -189,8 +190,8 @@ pub struct QaTuneReport {
 }
 
 fn validate_qa<B: Backend>(
-    model: &Gpt2LmHead<B>,
-    tokenizer: &Gpt2Tokenizer,
+    model: &BaseLm<B>,
+    tokenizer: &TextTokenizer,
     items: &[crate::eval::QaItem],
     eval: &EvalConfig,
     step: usize,
@@ -221,14 +222,14 @@ pub struct QaSplits<'a> {
 /// returns the model of the best validation (without its autodiff wrapper). `on_validation` is
 /// called after every validation.
 pub fn qa_tune<B: AutodiffBackend>(
-    mut model: Gpt2LmHead<B>,
-    tokenizer: &Gpt2Tokenizer,
+    mut model: BaseLm<B>,
+    tokenizer: &TextTokenizer,
     data: QaSplits<'_>,
     config: &QaTuneConfig,
     eval: &EvalConfig,
     device: &B::Device,
     on_validation: &mut dyn FnMut(&QaValidation),
-) -> Result<(Gpt2LmHead<B::InnerBackend>, QaTuneReport)> {
+) -> Result<(BaseLm<B::InnerBackend>, QaTuneReport)> {
     config.validate()?;
     let QaSplits { train, val } = data;
     let pairs: Vec<(&str, &str)> = train
@@ -245,8 +246,8 @@ pub fn qa_tune<B: AutodiffBackend>(
             items.len()
         )));
     }
-    let qa = qa_train_batch(tokenizer.inner(), &pairs, &eval.qa)?;
-    let mut optim = AdamConfig::new().init::<B, Gpt2LmHead<B>>();
+    let qa = qa_train_batch(&tokenizer.encoder(), &pairs, &eval.qa)?;
+    let mut optim = AdamConfig::new().init::<B, BaseLm<B>>();
     let mut rng = Rng::new(config.seed);
     let first = validate_qa(&model.valid(), tokenizer, &items, eval, 0, device)?;
     on_validation(&first);

@@ -13,8 +13,9 @@ use burn::prelude::*;
 use camels_data::salient::salient_spans;
 use camels_data::tfidf::Tfidf;
 use camels_data::{Document, Encoded, TextEncoder, answer_spans, tokens_in_spans};
-use camels_model::hf::{HfGpt2Config, load_module};
-use camels_model::tokenizer::Gpt2Tokenizer;
+use crate::EncoderExt;
+use camels_model::hf::{load_module, read_base_config};
+use camels_model::tokenizer::TextTokenizer;
 use camels_model::weighting::{WeightActivation, WeightingModel, WeightingModelConfig};
 use serde::Deserialize;
 
@@ -107,7 +108,7 @@ impl Default for HeadOptions {
 pub fn load_weighting_model<B: Backend>(
     dir: &Path,
     device: &B::Device,
-) -> Result<(WeightingModel<B>, Option<Gpt2Tokenizer>)> {
+) -> Result<(WeightingModel<B>, Option<TextTokenizer>)> {
     let resolved = crate::checkpoint::best_or_last_dir(dir)?;
     let dir = resolved.as_deref().unwrap_or(dir);
     let config_path =
@@ -118,7 +119,7 @@ pub fn load_weighting_model<B: Backend>(
                 message: "no weighting_config.json or config.json in the folder".into(),
             }
         })?;
-    let trunk = HfGpt2Config::from_file(&config_path)?.to_runtime(&config_path)?;
+    let trunk = read_base_config(&config_path)?;
     let head_path = dir.join("weighting.json");
     let head: HeadOptions = if head_path.exists() {
         let text =
@@ -139,7 +140,7 @@ pub fn load_weighting_model<B: Backend>(
         .with_normalize(head.normalize);
     let model = load_module(config.init::<B>(device), &dir.join("weighting.safetensors"), |p| vec![p.to_string()])?;
     let tokenizer_path = dir.join("tokenizer.json");
-    let tokenizer = if tokenizer_path.exists() { Some(Gpt2Tokenizer::from_file(&tokenizer_path)?) } else { None };
+    let tokenizer = if tokenizer_path.exists() { Some(TextTokenizer::from_file(&tokenizer_path)?) } else { None };
     Ok((model, tokenizer))
 }
 
@@ -161,7 +162,7 @@ pub enum Weigher<B: Backend> {
         /// The weighting model (boxed: it is much larger than the other variants).
         model: Box<WeightingModel<B>>,
         /// Its own tokenizer, when it differs from the base LM's.
-        tokenizer: Option<Box<Gpt2Tokenizer>>,
+        tokenizer: Option<Box<TextTokenizer>>,
         /// Where it runs.
         device: B::Device,
     },
@@ -218,7 +219,7 @@ impl<B: Backend> Weigher<B> {
             Self::Camels { model, tokenizer, device } => match tokenizer {
                 None => model_weights(model, &encoded.ids, device),
                 Some(own) => {
-                    let theirs = TextEncoder::encode(own.inner(), text)?;
+                    let theirs = TextEncoder::encode(&own.encoder(), text)?;
                     let weights = model_weights(model, &theirs.ids, device);
                     carry_by_offsets(&theirs.offsets, &weights, &encoded.offsets, text.chars().count())
                 }
@@ -229,7 +230,7 @@ impl<B: Backend> Weigher<B> {
 
 /// The weighting model's weights of `ids`, in windows of its context length.
 fn model_weights<B: Backend>(model: &WeightingModel<B>, ids: &[u32], device: &B::Device) -> Vec<f32> {
-    let window = model.trunk.wpe.weight.dims()[0];
+    let window = model.trunk.max_positions();
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(window.max(1)) {
         let t = chunk.len();

@@ -30,10 +30,10 @@ use camels_data::{
     DocumentBatchConfig, Overflow, PadTo, QaBatchConfig, Rng, TextEncoder, TokenBatch, answer_spans, build_stream,
     document_batch, locality_batch, qa_train_batch, read_any, tokens_in_spans,
 };
-use camels_model::gpt2::Gpt2LmHead;
-use camels_model::hf::{load_gpt2, load_trunk};
+use crate::EncoderExt;
+use camels_model::base::BaseLm;
+use camels_model::hf::{load_base, load_tokenizer, load_trunk};
 use camels_model::loss::{kl_divergence, masked_mean, token_cross_entropy};
-use camels_model::tokenizer::Gpt2Tokenizer;
 use camels_model::weighting::WeightingModel;
 use serde::Serialize;
 
@@ -209,7 +209,7 @@ fn doc_weights<B: Backend>(model: &WeightingModel<B>, docs: &[&PreparedDoc], dev
     (0..k).map(|i| w.clone().narrow(0, i, 1)).collect() // K × [1, T]
 }
 
-fn qa_nll<B: Backend>(model: &Gpt2LmHead<B>, problem: &MetaProblem, device: &B::Device) -> f64 {
+fn qa_nll<B: Backend>(model: &BaseLm<B>, problem: &MetaProblem, device: &B::Device) -> f64 {
     let ids = problem.qa.ids::<B>(device); // [Bq, Tq]
     let targets =
         Tensor::from_data(TensorData::new(problem.qa_targets.clone(), [problem.qa.batch, problem.qa.len]), device);
@@ -278,7 +278,7 @@ fn validate_with<B: Backend>(
     encoder: &dyn TextEncoder,
     config: &MetaTrainConfig,
     data: &TrainData,
-    theta0: &Gpt2LmHead<B>,
+    theta0: &BaseLm<B>,
     phi: Option<&WeightingModel<B>>,
     device: &B::Device,
 ) -> Result<ValRun> {
@@ -447,17 +447,17 @@ pub fn meta_train<B: Backend>(
     camels_model::hf::write_atomic(&config_path, config.to_toml().as_bytes())?;
 
     let base_dir = expand_path(&config.base.path)?;
-    let tokenizer = Gpt2Tokenizer::from_dir(&base_dir)?;
-    let encoder = tokenizer.inner();
+    let (theta0, base_config) = load_base::<B>(&base_dir, device)?;
+    let theta0 = theta0.with_precision(config.inner.matmul_precision);
+    let tokenizer = load_tokenizer(&base_dir, &base_config)?;
+    let encoder = &tokenizer.encoder();
     let data = TrainData::load(encoder, config)?;
-    let theta0 = load_gpt2::<B>(&base_dir, device)?.0.with_precision(config.inner.matmul_precision);
 
     B::seed(device, config.run.seed);
-    let w_config = config.weighting_model(tokenizer.vocab_size(), tokenizer.eos_id());
+    let w_config = config.weighting_model(&base_config);
     let mut phi: WeightingModel<A<B>> = w_config.init(device);
     if !config.weighting.init_from.as_os_str().is_empty() {
-        let (_, file) = camels_model::hf::checkpoint_paths(&expand_path(&config.weighting.init_from)?)?;
-        phi.trunk = load_trunk(phi.trunk, &file)?;
+        phi.trunk = load_trunk(phi.trunk, &expand_path(&config.weighting.init_from)?)?;
     }
     let mut phi = stable_param_ids(phi);
     let mut optim = optimizer::<B>(config);

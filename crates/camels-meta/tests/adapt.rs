@@ -7,13 +7,13 @@ mod common;
 
 use camels_meta::adafactor::AdafactorConfig;
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, RunControl, WeightedDoc, adapt};
-use camels_model::gpt2::{Gpt2LmHead, MatmulPrecision};
-use camels_model::hf::{load_gpt2, module_tensors};
+use camels_model::base::{BaseLm, MatmulPrecision};
+use camels_model::hf::{load_base, module_tensors};
 use camels_model::loss::Reduction;
 use common::*;
 
-fn tiny() -> Gpt2LmHead<Ad> {
-    load_gpt2::<Ad>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
+fn tiny() -> BaseLm<Ad> {
+    load_base::<Ad>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
 }
 
 fn fixture() -> serde_json::Value {
@@ -43,7 +43,7 @@ fn torch_adam() -> AdaptConfig {
     }
 }
 
-fn max_param_diff(a: &Gpt2LmHead<Ad>, b: &Gpt2LmHead<Ad>) -> f32 {
+fn max_param_diff(a: &BaseLm<Ad>, b: &BaseLm<Ad>) -> f32 {
     let (a, b) = (module_tensors(a), module_tensors(b));
     assert_eq!(a.len(), b.len());
     a.iter().map(|(name, (_, x))| max_abs_diff(x, &b[name].1)).fold(0.0, f32::max)
@@ -73,13 +73,13 @@ fn uniform_adam_matches_pytorch() {
 fn adafactor_losses(
     config: AdafactorConfig,
     lr: f64,
-    model: Gpt2LmHead<Ad>,
+    model: BaseLm<Ad>,
     docs: &[WeightedDoc],
-) -> (Vec<f64>, Gpt2LmHead<Ad>) {
+) -> (Vec<f64>, BaseLm<Ad>) {
     use burn::optim::{GradientsParams, Optimizer};
     use burn::prelude::*;
     let device = Default::default();
-    let mut optim = config.init::<Ad, Gpt2LmHead<Ad>>();
+    let mut optim = config.init::<Ad, BaseLm<Ad>>();
     let mut model = model;
     let mut losses = Vec::new();
     for doc in docs {
@@ -220,7 +220,7 @@ fn bf16_matrix_products_follow_the_f32_losses_to_their_rounding() {
     eprintln!("bf16 adaptation: |loss − PyTorch's f32 loss| per step {gaps:?}");
     assert!(gaps.iter().all(|g| *g < 1e-2) && gaps.iter().any(|g| *g > 1e-6), "{gaps:?}");
     // The adapted model comes back with the precision it came in with.
-    assert_eq!(model.transformer.precision, MatmulPrecision::F32);
+    assert_eq!(model.precision(), MatmulPrecision::F32);
     // f16 would flush most logit gradients to zero without loss scaling: refused.
     let f16 = AdaptConfig { matmul_precision: MatmulPrecision::F16, ..torch_adam() };
     let err = adapt(tiny(), &docs, &f16, RunControl::default()).unwrap_err().to_string();
@@ -346,10 +346,10 @@ mod strategies_and_eval {
         write_predictions_csv,
     };
     use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
-    use camels_model::tokenizer::Gpt2Tokenizer;
+    use camels_model::tokenizer::TextTokenizer;
 
-    fn tokenizer() -> Gpt2Tokenizer {
-        Gpt2Tokenizer::from_dir(&fixtures().join("tiny-gpt2")).unwrap()
+    fn tokenizer() -> TextTokenizer {
+        TextTokenizer::from_dir(&fixtures().join("tiny-gpt2")).unwrap()
     }
 
     fn document() -> Document {
@@ -461,7 +461,7 @@ mod strategies_and_eval {
 
         let device = Default::default();
         let config = EvalConfig::default();
-        let nlls = |m: &Gpt2LmHead<Ad>, items: &[camels_meta::eval::QaItem]| {
+        let nlls = |m: &BaseLm<Ad>, items: &[camels_meta::eval::QaItem]| {
             answer_nlls(&m.valid(), tok.inner(), items, &config, &device).unwrap()
         };
         let base = tiny();

@@ -10,8 +10,9 @@ use burn::prelude::*;
 use camels_meta::metagrad::{
     MetaGradMode, MetaProblem, Rows, meta_gradient, meta_gradient_checkpointed, weighting_gradient,
 };
-use camels_model::gpt2::{Gpt2Config, Gpt2LmHead};
-use camels_model::hf::{HfGpt2Config, load_gpt2, load_module};
+use camels_model::base::BaseLm;
+use camels_model::gpt2::Gpt2Config;
+use camels_model::hf::{load_base, load_module, read_base_config};
 use camels_model::loss::Reduction;
 use camels_model::weighting::{WeightingModel, WeightingModelConfig};
 use common::*;
@@ -61,8 +62,8 @@ fn case(k: usize) -> Case {
     Case { problem, weights, reference }
 }
 
-fn base() -> Gpt2LmHead<Cpu> {
-    load_gpt2::<Cpu>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
+fn base() -> BaseLm<Cpu> {
+    load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
 }
 
 /// max over tokens of |a − b| / max |b|, over all documents.
@@ -98,7 +99,7 @@ fn exact_and_central_differences_match_pytorch_double_backward() {
 fn weighting_model_gradient_matches_pytorch() {
     let device = Default::default();
     let config_path = fixtures().join("meta/weighting_config.json");
-    let trunk = HfGpt2Config::from_file(&config_path).unwrap().to_runtime(&config_path).unwrap();
+    let trunk = read_base_config(&config_path).unwrap();
     let model: WeightingModel<Ad> = load_module(
         WeightingModelConfig::new().with_trunk(trunk).init::<Ad>(&device),
         &fixtures().join("meta/weighting.safetensors"),
@@ -160,7 +161,7 @@ impl ModuleVisitor<Ad> for Compare<'_> {
 }
 
 /// J after the full unroll, for brute-force differences.
-fn outer_total(theta0: &Gpt2LmHead<Cpu>, weights: &[Tensor<Cpu, 2>], problem: &MetaProblem) -> f64 {
+fn outer_total(theta0: &BaseLm<Cpu>, weights: &[Tensor<Cpu, 2>], problem: &MetaProblem) -> f64 {
     meta_gradient(theta0, weights, problem, MetaGradMode::first_order()).unwrap().outer.total
 }
 
@@ -215,7 +216,7 @@ fn first_order_and_central_differences_agree_as_the_inner_lr_vanishes() {
 fn no_graph_is_needed_for_a_random_tiny_model_either() {
     // The default tiny preset with the paper's inner lr: modes agree on a model never seen by the fixtures.
     let device = Default::default();
-    let theta0 = Gpt2Config::tiny().init::<Cpu>(&device);
+    let theta0 = camels_model::base::BaseLm::from(Gpt2Config::tiny().init::<Cpu>(&device));
     let doc = Rows::new(vec![5, 9, 13, 2, 7, 7], vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0], 1, 6).unwrap();
     let problem = MetaProblem {
         docs: vec![doc.clone(), doc],
@@ -240,7 +241,7 @@ fn no_graph_is_needed_for_a_random_tiny_model_either() {
 fn recomputing_the_inner_parameters_gives_the_stored_result_bit_for_bit() {
     let theta0 = base();
     let c = case(3);
-    let params = |m: &Gpt2LmHead<Cpu>| camels_model::hf::module_tensors(m).into_values().collect::<Vec<_>>();
+    let params = |m: &BaseLm<Cpu>| camels_model::hf::module_tensors(m).into_values().collect::<Vec<_>>();
     for mode in [MetaGradMode::Exact, MetaGradMode::central_difference()] {
         let stored = meta_gradient(&theta0, &c.weights, &c.problem, mode).unwrap();
         assert!(stored.dj_dw.iter().flatten().any(|x| *x != 0.0));
@@ -259,12 +260,12 @@ fn the_exact_meta_gradient_runs_with_bf16_matrix_products() {
     let theta0 = base();
     let c = case(3);
     let exact = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
-    let half = theta0.with_precision(camels_model::gpt2::MatmulPrecision::Bf16);
+    let half = theta0.with_precision(camels_model::base::MatmulPrecision::Bf16);
     let bf16 = meta_gradient(&half, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
     let flat = |g: &[Vec<f32>]| g.iter().flatten().copied().collect::<Vec<f32>>();
     let err = rel_err(&flat(&bf16.dj_dw), &flat(&exact.dj_dw));
     eprintln!("K = 3: bf16 dJ/dw within {err:.2e} of f32's; J {} vs {}", bf16.outer.total, exact.outer.total);
     assert!(err > 0.0 && err < 2e-2, "{err:.2e}");
     assert!((bf16.outer.total - exact.outer.total).abs() < 1e-2 * exact.outer.total.abs());
-    assert_eq!(bf16.theta_k.transformer.precision, camels_model::gpt2::MatmulPrecision::Bf16);
+    assert_eq!(bf16.theta_k.precision(), camels_model::base::MatmulPrecision::Bf16);
 }

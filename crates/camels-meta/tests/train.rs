@@ -11,8 +11,8 @@ use camels_meta::config::MetaTrainConfig;
 use camels_meta::train::{Event, meta_train};
 use camels_meta::viz::{html_page, png_heatmap, token_views};
 use camels_model::gpt2::Gpt2Config;
-use camels_model::hf::save_gpt2;
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::hf::save_base;
+use camels_model::tokenizer::TextTokenizer;
 use common::*;
 
 fn config_file(name: &str) -> PathBuf {
@@ -32,13 +32,14 @@ fn world(dir: &Path) -> Vec<String> {
     };
     let (world, _) = write_world(dir, &synth).unwrap();
     let texts: Vec<String> = world.splits().iter().flat_map(|s| s.documents.iter().map(|d| d.text.clone())).collect();
-    let tokenizer = Gpt2Tokenizer::train(texts.iter().chain([&world.unrelated]), 300, 2).unwrap();
+    let tokenizer = TextTokenizer::train(texts.iter().chain([&world.unrelated]), 300, 2).unwrap();
     let base_dir = dir.join("base");
     std::fs::create_dir_all(&base_dir).unwrap();
     tokenizer.save(&base_dir.join("tokenizer.json")).unwrap();
     let mut base = Gpt2Config::tiny().with_eos_token_id(tokenizer.eos_id());
     base.vocab_size = tokenizer.vocab_size();
-    save_gpt2(&base.init::<Cpu>(&Default::default()), &base, &base_dir).unwrap();
+    let base = camels_model::base::BaseConfig::from(base);
+    save_base(&base.init::<Cpu>(&Default::default()), &base, None, &base_dir).unwrap();
     let d = dir.display();
     vec![
         format!("data.train=\"{d}/meta_train.jsonl\""),
@@ -112,7 +113,7 @@ fn set_overrides_any_value_and_the_paper_defaults_hold() {
         "inner.matmul_precision=bf16".into(),
     ]);
     assert_eq!(config.inner.inner_lr, 0.25);
-    assert_eq!(config.inner.matmul_precision, camels_model::gpt2::MatmulPrecision::Bf16);
+    assert_eq!(config.inner.matmul_precision, camels_model::base::MatmulPrecision::Bf16);
     assert_eq!(config.run.seed, 9);
     assert_eq!(config.weighting.activation, camels_model::weighting::WeightActivation::Sigmoid);
     assert_eq!(config.inner.update_batch_size, 2, "untouched keys keep the file's value");
@@ -301,7 +302,7 @@ fn adapt_loads_the_weighting_model_from_a_run_directory_and_its_checkpoints() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("checkpoints/best.json")).unwrap()).unwrap();
     let best = run_dir.join("checkpoints").join(pointer["dir"].as_str().unwrap());
 
-    let tokenizer = Gpt2Tokenizer::from_dir(&dir.join("base")).unwrap();
+    let tokenizer = TextTokenizer::from_dir(&dir.join("base")).unwrap();
     let text = "Varodek Quillian was born in 1873 in the town of Essar.";
     let encoded = TextEncoder::encode(tokenizer.inner(), text).unwrap();
     let device = Default::default();
@@ -316,7 +317,8 @@ fn adapt_loads_the_weighting_model_from_a_run_directory_and_its_checkpoints() {
     assert!(weigh(&last_dir(&run_dir)).iter().all(|w| w.is_finite()));
 
     // The saved description rebuilds exactly the model meta-training built (head options included).
-    let built = config.weighting_model(tokenizer.vocab_size(), tokenizer.eos_id()).init::<Cpu>(&device);
+    let base = camels_model::hf::read_base_config(&dir.join("base/config.json")).unwrap();
+    let built = config.weighting_model(&base).init::<Cpu>(&device);
     let built =
         camels_model::hf::load_module(built, &best.join("weighting.safetensors"), |p| vec![p.to_string()]).unwrap();
     let t = encoded.ids.len();
@@ -335,13 +337,13 @@ fn qa_tune_keeps_the_best_validation_and_stops_early() {
     use burn::module::AutodiffModule;
     use camels_meta::eval::EvalConfig;
     use camels_meta::pretrain::{QaSplits, QaTuneConfig, qa_tune};
-    use camels_model::hf::{load_gpt2, module_tensors};
+    use camels_model::hf::{load_base, module_tensors};
 
     let dir = scratch("qa-tune");
     world(&dir);
     let device = Default::default();
-    let tokenizer = Gpt2Tokenizer::from_dir(&dir.join("base")).unwrap();
-    let (model, _) = load_gpt2::<Ad>(&dir.join("base"), &device).unwrap();
+    let tokenizer = TextTokenizer::from_dir(&dir.join("base")).unwrap();
+    let (model, _) = load_base::<Ad>(&dir.join("base"), &device).unwrap();
     let read = |name: &str| camels_data::jsonl::read(&dir.join(name), true).unwrap().documents;
     let (train, val) = (read("meta_train.jsonl"), read("meta_val.jsonl"));
     let data = QaSplits { train: &train, val: &val };

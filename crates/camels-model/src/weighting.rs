@@ -1,8 +1,8 @@
-//! The CaMeLS weighting model: a GPT-2 trunk and a small head that give every token's loss a weight.
+//! The CaMeLS weighting model: a base-model trunk (GPT-2 or Llama) and a small head that give every token's loss a weight.
 //!
 //! `w = act(out(gelu_tanh(fc(trunk(ids))))) · mask`, with `out` initialised to zero so that at the
 //! start every real token gets act(0) (ln 2 / 3 for softplus with β = 3) and padding gets 0.
-//! Parameter names: `trunk.*` as in HF `GPT2Model` (no `transformer.` prefix), `head.fc.*` and
+//! Parameter names: `trunk.*` as in HF `GPT2Model` / `LlamaModel` (no `transformer.`/`model.` prefix), `head.fc.*` and
 //! `head.out.*` with PyTorch `nn.Linear` layout (`weight` is `[out, in]`).
 
 use burn::module::Param;
@@ -11,7 +11,8 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu_approximate, sigmoid};
 use serde::{Deserialize, Serialize};
 
-use crate::gpt2::{Gpt2Config, Gpt2Model, Positions};
+use crate::base::{BaseConfig, BaseTrunk, Positions};
+use crate::gpt2::Gpt2Config;
 
 /// The function that turns the head's output into a non-negative weight.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -31,9 +32,9 @@ pub enum WeightActivation {
 /// The weighting model's hyper-parameters.
 #[derive(Config, Debug)]
 pub struct WeightingModelConfig {
-    /// The trunk (distilgpt2-sized in the paper).
-    #[config(default = "Gpt2Config::distilgpt2()")]
-    pub trunk: Gpt2Config,
+    /// The trunk (distilgpt2-sized in the paper; any family).
+    #[config(default = "BaseConfig::Gpt2(Gpt2Config::distilgpt2())")]
+    pub trunk: BaseConfig,
     /// Hidden size of the head's MLP.
     #[config(default = 128)]
     pub head_hidden: usize,
@@ -52,10 +53,10 @@ pub struct WeightingModelConfig {
 }
 
 impl WeightingModelConfig {
-    /// Builds the model: a random trunk (load a GPT-2 checkpoint into it with
+    /// Builds the model: a random trunk (load a base checkpoint into it with
     /// [`crate::hf::load_trunk`]), a random `fc` and a zero `out` layer.
     pub fn init<B: Backend>(&self, device: &B::Device) -> WeightingModel<B> {
-        let c = self.trunk.n_embd;
+        let c = self.trunk.hidden_size();
         let h = self.head_hidden;
         let bound = 1.0 / (c as f64).sqrt();
         let trunk = self.trunk.init_trunk(device);
@@ -111,8 +112,8 @@ pub struct WeightHead<B: Backend> {
 /// The weighting model.
 #[derive(Module, Debug)]
 pub struct WeightingModel<B: Backend> {
-    /// GPT-2 trunk.
-    pub trunk: Gpt2Model<B>,
+    /// The trunk.
+    pub trunk: BaseTrunk<B>,
     /// The head.
     pub head: WeightHead<B>,
     /// Output activation.
@@ -137,7 +138,7 @@ impl<B: Backend> WeightingModel<B> {
     /// `ids` `[B, T]`, `mask` `[B, T]` (1 = real token, right-padded) → `[B, T]`.
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
         let [batch, len] = ids.dims();
-        let hidden = self.trunk.forward(ids, &Positions::causal(batch, len), None); // [B, T, C]
+        let hidden = self.trunk.forward(ids, &Positions::causal(batch, len)); // [B, T, C]
         let raw = self.head.out.forward(gelu_approximate(self.head.fc.forward(hidden))); // [B, T, 1]
         let raw = raw.reshape([batch, len]);
         let weights = match self.activation {

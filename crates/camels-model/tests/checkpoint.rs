@@ -7,17 +7,17 @@ use std::collections::HashMap;
 
 use camels_model::ModelError;
 use camels_model::gpt2::Gpt2Config;
-use camels_model::hf::{load_gpt2, module_tensors, save_gpt2};
+use camels_model::hf::{load_base, module_tensors, save_base};
 use common::*;
 use safetensors::{Dtype, SafeTensors};
 
 #[test]
 fn load_save_load_is_bit_exact_with_hf_names() {
     let device = Default::default();
-    let (model, config) = load_gpt2::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
+    let (model, config) = load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
     let dir = scratch("roundtrip");
-    save_gpt2(&model, &config, &dir).unwrap();
-    let (again, config_again) = load_gpt2::<Cpu>(&dir, &device).unwrap();
+    save_base(&model, &config, None, &dir).unwrap();
+    let (again, config_again) = load_base::<Cpu>(&dir, &device).unwrap();
     assert_eq!(config, config_again);
     let (a, b) = (module_tensors(&model), module_tensors(&again));
     assert_eq!(a.len(), b.len());
@@ -65,7 +65,7 @@ fn write_checkpoint(name: &str, tensors: &HashMap<String, (Vec<usize>, Vec<f32>)
 
 fn fixture_tensors() -> HashMap<String, (Vec<usize>, Vec<f32>)> {
     let device = Default::default();
-    let (model, _) = load_gpt2::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
+    let (model, _) = load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
     module_tensors(&model).into_iter().collect()
 }
 
@@ -75,7 +75,7 @@ fn keys_without_the_transformer_prefix_load() {
         fixture_tensors().into_iter().map(|(n, t)| (n.strip_prefix("transformer.").unwrap().to_string(), t)).collect();
     let dir = write_checkpoint("stripped", &stripped);
     let device = Default::default();
-    let (model, _) = load_gpt2::<Cpu>(&dir, &device).unwrap();
+    let (model, _) = load_base::<Cpu>(&dir, &device).unwrap();
     let loaded = module_tensors(&model);
     assert_eq!(loaded.len(), stripped.len());
 }
@@ -85,7 +85,7 @@ fn a_missing_tensor_is_named_with_its_shape() {
     let mut tensors = fixture_tensors();
     tensors.remove("transformer.h.1.mlp.c_fc.weight");
     let dir = write_checkpoint("missing", &tensors);
-    let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
+    let err = load_base::<Cpu>(&dir, &Default::default()).unwrap_err();
     assert!(
         matches!(&err, ModelError::MissingTensor { name, expected, .. }
         if name == "transformer.h.1.mlp.c_fc.weight" && expected == &vec![32, 128]),
@@ -100,7 +100,7 @@ fn a_misshapen_tensor_names_expected_and_found_shapes() {
     // An [out, in] (transposed) Conv1D weight, a classic conversion mistake.
     tensors.insert("transformer.h.0.attn.c_attn.weight".into(), (vec![96, 32], vec![0.0; 96 * 32]));
     let dir = write_checkpoint("shape", &tensors);
-    let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
+    let err = load_base::<Cpu>(&dir, &Default::default()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("transformer.h.0.attn.c_attn.weight") && msg.contains("[96, 32]") && msg.contains("[32, 96]"),
@@ -113,7 +113,7 @@ fn unknown_tensors_are_refused() {
     let mut tensors = fixture_tensors();
     tensors.insert("transformer.h.2.ln_1.weight".into(), (vec![32], vec![1.0; 32]));
     let dir = write_checkpoint("extra", &tensors);
-    let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
+    let err = load_base::<Cpu>(&dir, &Default::default()).unwrap_err();
     assert!(
         matches!(&err, ModelError::UnexpectedTensors { names, .. } if names == &vec!["transformer.h.2.ln_1.weight".to_string()]),
         "{err}"
@@ -125,13 +125,13 @@ fn non_safetensors_checkpoints_are_refused() {
     let dir = scratch("pickle");
     std::fs::copy(fixtures().join("tiny-gpt2/config.json"), dir.join("config.json")).unwrap();
     std::fs::write(dir.join("pytorch_model.bin"), b"PK\x03\x04 not a safetensors file").unwrap();
-    let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
+    let err = load_base::<Cpu>(&dir, &Default::default()).unwrap_err();
     assert!(matches!(err, ModelError::NotSafetensors { .. }), "{err}");
     assert!(err.to_string().contains("pytorch_model.bin"), "{err}");
 
     let file = dir.join("model.safetensors");
     std::fs::write(&file, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
-    let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
+    let err = load_base::<Cpu>(&dir, &Default::default()).unwrap_err();
     assert!(matches!(err, ModelError::NotSafetensors { .. }), "{err}");
 }
 
@@ -143,7 +143,7 @@ fn unsupported_configs_are_refused_with_the_field() {
     json["activation_function"] = "relu".into();
     std::fs::write(dir.join("config.json"), json.to_string()).unwrap();
     std::fs::copy(fixtures().join("tiny-gpt2/model.safetensors"), dir.join("model.safetensors")).unwrap();
-    let err = load_gpt2::<Cpu>(&dir, &Default::default()).unwrap_err();
+    let err = load_base::<Cpu>(&dir, &Default::default()).unwrap_err();
     assert!(err.to_string().contains("activation_function"), "{err}");
 }
 

@@ -7,7 +7,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use camels_model::generate::{GenerateConfig, generate};
-use camels_model::hf::{load_gpt2, module_tensors};
+use camels_model::hf::{load_base, module_tensors};
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use common::*;
 
@@ -18,7 +18,7 @@ fn reference() -> Reference {
 #[test]
 fn logits_and_losses_match_transformers() {
     let device = Default::default();
-    let (model, _) = load_gpt2::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
+    let (model, _) = load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
     let r = reference();
     let ids = r.ids::<Cpu>("input_ids", &device);
     let logits = model.forward(ids.clone());
@@ -54,7 +54,7 @@ fn logits_and_losses_match_transformers() {
 #[test]
 fn gradients_match_transformers() {
     let device = Default::default();
-    let (model, _) = load_gpt2::<Ad>(&fixtures().join("tiny-gpt2"), &device).unwrap();
+    let (model, _) = load_base::<Ad>(&fixtures().join("tiny-gpt2"), &device).unwrap();
     let r = reference();
     let ids = r.ids::<Ad>("input_ids", &device);
     let mask = r.float::<Ad, 2>("attention_mask", &device);
@@ -127,9 +127,9 @@ fn prompts(fixture: &serde_json::Value) -> Vec<Vec<u32>> {
 #[test]
 fn greedy_and_beam_generation_match_transformers() {
     let device = Default::default();
-    let (model, config) = load_gpt2::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
+    let (model, config) = load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
     let fixture = generation_fixture();
-    let eos = config.eos_token_id;
+    let eos = config.eos_token_id();
     let prompts = prompts(&fixture);
     let max_new = 10;
 

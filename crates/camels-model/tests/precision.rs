@@ -6,13 +6,13 @@ mod common;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use camels_model::gpt2::{Gpt2LmHead, MatmulPrecision};
-use camels_model::hf::{load_gpt2, module_tensors};
+use camels_model::base::{BaseLm, MatmulPrecision};
+use camels_model::hf::{load_base, module_tensors};
 use camels_model::loss::token_cross_entropy;
 use common::*;
 
-fn tiny<B: Backend>() -> Gpt2LmHead<B> {
-    load_gpt2::<B>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
+fn tiny<B: Backend>() -> BaseLm<B> {
+    load_base::<B>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
 }
 
 /// The fixture's `[2, 12]` input ids.
@@ -66,16 +66,16 @@ fn half_precision_gradients_point_where_f32_gradients_do() {
 #[test]
 fn the_setting_survives_lifting_mapping_and_reloading() {
     let expected = values(tiny::<Cpu>().with_precision(MatmulPrecision::Bf16).forward(ids()));
-    let check = |model: &Gpt2LmHead<Cpu>, how: &str| {
-        assert_eq!(model.transformer.precision, MatmulPrecision::Bf16, "{how}");
+    let check = |model: &BaseLm<Cpu>, how: &str| {
+        assert_eq!(model.precision(), MatmulPrecision::Bf16, "{how}");
         assert_eq!(values(model.forward(ids())), expected, "{how}");
     };
     let base = tiny::<Cpu>().with_precision(MatmulPrecision::Bf16);
     check(&base.clone(), "clone");
-    let lifted: Gpt2LmHead<Ad> = Gpt2LmHead::from_inner(base.clone());
-    assert_eq!(lifted.transformer.precision, MatmulPrecision::Bf16, "from_inner");
-    let twice: Gpt2LmHead<Ad2> = Gpt2LmHead::from_inner(lifted.clone());
-    assert_eq!(twice.transformer.precision, MatmulPrecision::Bf16, "two levels up");
+    let lifted: BaseLm<Ad> = BaseLm::from_inner(base.clone());
+    assert_eq!(lifted.precision(), MatmulPrecision::Bf16, "from_inner");
+    let twice: BaseLm<Ad2> = BaseLm::from_inner(lifted.clone());
+    assert_eq!(twice.precision(), MatmulPrecision::Bf16, "two levels up");
     check(&lifted.valid(), "valid");
     check(&base.clone().no_grad(), "map (no_grad)");
     let reloaded = base.clone().load_record(tiny::<Cpu>().into_record());

@@ -10,13 +10,13 @@ use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, P
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use camels_model::gpt2::Gpt2LmHead;
-use camels_model::hf::load_gpt2;
+use camels_model::base::BaseLm;
+use camels_model::hf::load_base;
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use common::*;
 
 /// The loss whose Hessian we probe: a weighted, masked token CE on a fixed batch.
-fn loss<B: Backend>(model: &Gpt2LmHead<B>, device: &B::Device) -> Tensor<B, 1> {
+fn loss<B: Backend>(model: &BaseLm<B>, device: &B::Device) -> Tensor<B, 1> {
     let ids = Tensor::<B, 2, Int>::from_data([[5, 17, 301, 42, 9, 77, 120, 3], [64, 2, 88, 450, 13, 0, 0, 0]], device);
     let mask = Tensor::<B, 2>::from_data([[1.0; 8], [1., 1., 1., 1., 1., 0., 0., 0.]], device);
     let weights = Tensor::<B, 2>::from_data(
@@ -56,9 +56,9 @@ impl<B: Backend> ModuleMapper<B> for RequireGrad {
 }
 
 /// First-order gradient at a plain parameter point, by id.
-fn gradient(theta: &Gpt2LmHead<Cpu>) -> HashMap<ParamId, Vec<f32>> {
+fn gradient(theta: &BaseLm<Cpu>) -> HashMap<ParamId, Vec<f32>> {
     let device = Default::default();
-    let model = Gpt2LmHead::<Ad>::from_inner(theta.clone()).map(&mut RequireGrad);
+    let model = BaseLm::<Ad>::from_inner(theta.clone()).map(&mut RequireGrad);
     let grads = GradientsParams::from_grads(loss(&model, &device).backward(), &model);
     grads_by_id(&grads, &model)
 }
@@ -80,7 +80,7 @@ fn grads_by_id<M: Backend>(grads: &GradientsParams, module: &impl Module<M>) -> 
 #[test]
 fn hessian_vector_product_matches_central_differences() {
     let device = Default::default();
-    let (theta, _) = load_gpt2::<Ad>(&fixtures().join("tiny-gpt2"), &device).unwrap();
+    let (theta, _) = load_base::<Ad>(&fixtures().join("tiny-gpt2"), &device).unwrap();
 
     // A random direction v, one tensor per parameter.
     let mut direction = ById::<Cpu>(HashMap::new(), Default::default());
@@ -89,7 +89,7 @@ fn hessian_vector_product_matches_central_differences() {
     let direction = direction.0;
 
     // Double backward: g = ∇L on level 2 with its graph, then ∇_θ ⟨g, v⟩ = H v on level 1.
-    let model_2 = Gpt2LmHead::<Ad2>::from_inner(theta.clone()).map(&mut RequireGrad);
+    let model_2 = BaseLm::<Ad2>::from_inner(theta.clone()).map(&mut RequireGrad);
     let grads_2 = GradientsParams::from_grads(loss(&model_2, &device).backward(), &model_2);
     let mut dot = Dot { grads: &grads_2, direction: &direction, acc: None };
     model_2.visit(&mut dot);

@@ -3,13 +3,13 @@
 
 mod common;
 
-use camels_model::tokenizer::Gpt2Tokenizer;
+use camels_model::tokenizer::TextTokenizer;
 use common::*;
 
 #[test]
 fn gpt2_vocab_merges_match_transformers() {
     let dir = fixtures().join("gpt2-tokenizer");
-    let tokenizer = Gpt2Tokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
+    let tokenizer = TextTokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
     assert_eq!(tokenizer.vocab_size(), 50257);
     assert_eq!(tokenizer.eos_id(), 50256);
     let expected: serde_json::Value =
@@ -35,8 +35,8 @@ fn gpt2_vocab_merges_match_transformers() {
 #[test]
 fn tiny_fixture_tokenizer_loads_from_json_and_from_vocab_merges() {
     let dir = fixtures().join("tiny-gpt2");
-    let json = Gpt2Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
-    let pair = Gpt2Tokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
+    let json = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    let pair = TextTokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap();
     let text = "The play was part of a series, titled Burn / Chatroom — 2003.";
     assert_eq!(json.encode(text).unwrap(), pair.encode(text).unwrap());
     assert_eq!(json.vocab_size(), 512);
@@ -50,20 +50,20 @@ fn a_trained_bpe_round_trips_text() {
         "Quillian was born in Belkarra on 3 March 1851.",
     ];
     let texts = corpus.iter().cycle().take(60).map(|s| s.to_string());
-    let tokenizer = Gpt2Tokenizer::train(texts, 300, 2).unwrap();
+    let tokenizer = TextTokenizer::train(texts, 300, 2).unwrap();
     assert!(tokenizer.vocab_size() <= 300 && tokenizer.vocab_size() > 257);
     let ids = tokenizer.encode(corpus[0]).unwrap();
     assert!(ids.len() < corpus[0].len(), "merges were learned");
     assert_eq!(tokenizer.decode(&ids).unwrap(), corpus[0]);
     let dir = scratch("bpe");
     tokenizer.save(&dir.join("tokenizer.json")).unwrap();
-    let again = Gpt2Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
+    let again = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
     assert_eq!(again.encode("Ünïcödé text 42").unwrap(), tokenizer.encode("Ünïcödé text 42").unwrap());
 }
 
 #[test]
 fn a_missing_tokenizer_names_the_directory() {
     let dir = scratch("no-tokenizer");
-    let err = Gpt2Tokenizer::from_dir(&dir).unwrap_err();
+    let err = TextTokenizer::from_dir(&dir).unwrap_err();
     assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
 }

@@ -11,7 +11,7 @@ use camels_model::weighting::{WeightActivation, WeightingModel, WeightingModelCo
 use common::*;
 
 fn config() -> WeightingModelConfig {
-    WeightingModelConfig::new().with_trunk(Gpt2Config::tiny())
+    WeightingModelConfig::new().with_trunk(Gpt2Config::tiny().into())
 }
 
 fn batch<B: Backend>(device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 2>) {
