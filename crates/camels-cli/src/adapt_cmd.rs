@@ -9,16 +9,16 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use camels_data::{Document, Format, Shuffle, StreamConfig, build_stream, read_any};
+use camels_meta::EncoderExt;
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt};
 use camels_meta::eval::{
     EvalConfig, Prediction, QaItem, Summary, SwappedAnswers, answer_nlls, control_questions, evaluate_questions,
     fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
 };
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
-use camels_meta::EncoderExt;
+use camels_model::base::{BaseLm, MatmulPrecision};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::Decoding;
-use camels_model::base::{BaseLm, MatmulPrecision};
 use camels_model::hf::{load_base, load_tokenizer, save_base};
 use camels_model::tokenizer::TextTokenizer;
 use clap::Args;

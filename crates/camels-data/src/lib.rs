@@ -91,8 +91,9 @@ mod types;
 pub mod unrelated;
 
 pub use batch::{
-    ByteEncoder, DocumentBatch, DocumentBatchConfig, Encoded, Overflow, PadTo, Padding, QaBatchConfig, QaPromptBatch,
-    ModelEncoder, TextEncoder, TokenBatch, document_batch, locality_batch, qa_prompt_batch, qa_train_batch, tokens_in_spans,
+    ByteEncoder, DocumentBatch, DocumentBatchConfig, Encoded, ModelEncoder, Overflow, PadTo, Padding, QaBatchConfig,
+    QaPromptBatch, TextEncoder, TokenBatch, document_batch, locality_batch, qa_prompt_batch, qa_train_batch,
+    tokens_in_spans,
 };
 pub use error::DataError;
 pub use read::{Format, guess_format, read_any};

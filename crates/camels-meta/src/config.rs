@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use camels_model::base::MatmulPrecision;
 use camels_model::base::BaseConfig;
+use camels_model::base::MatmulPrecision;
 use camels_model::gpt2::Gpt2Config;
 use camels_model::llama::LlamaConfig;
 use camels_model::loss::Reduction;

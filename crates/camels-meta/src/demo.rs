@@ -11,11 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::EncoderExt;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use camels_data::{Document, SynthConfig, TextEncoder, answer_spans, tokens_in_spans};
-use crate::EncoderExt;
 use camels_model::base::{BaseConfig, BaseLm};
 use camels_model::gpt2::Gpt2Config;
 use camels_model::hf::{load_base, save_base, write_atomic};

@@ -6,12 +6,12 @@
 
 use std::path::Path;
 
+use crate::EncoderExt;
 use burn::prelude::*;
 use camels_data::squad_metrics::{clean_generation, normalize_answer, score};
 use camels_data::{Document, QaBatchConfig, TextEncoder, locality_batch, qa_train_batch};
-use crate::EncoderExt;
-use camels_model::generate::{Decoding, GenerateConfig, generate};
 use camels_model::base::BaseLm;
+use camels_model::generate::{Decoding, GenerateConfig, generate};
 use camels_model::hf::write_atomic;
 use camels_model::loss::token_cross_entropy;
 use camels_model::tokenizer::TextTokenizer;

@@ -19,10 +19,10 @@
 //! ```
 //! use burn::prelude::*;
 //! use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient};
-//! use camels_model::{device::Cpu, gpt2::Gpt2Config, loss::Reduction};
+//! use camels_model::{base::BaseConfig, device::Cpu, gpt2::Gpt2Config, loss::Reduction};
 //!
 //! let device = Default::default();
-//! let base = Gpt2Config::tiny().init::<Cpu>(&device);
+//! let base = BaseConfig::from(Gpt2Config::tiny()).init::<Cpu>(&device); // any family: BaseLm
 //! let doc = Rows::new(vec![5, 9, 13, 2], vec![1.0; 4], 1, 4).unwrap();
 //! let problem = MetaProblem {
 //!     docs: vec![doc.clone(), doc],

@@ -67,22 +67,39 @@ pub fn run_all<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Ch
     let sum = (x.clone() + x).sum().into_scalar().elem::<f64>();
     checks.push(Check::new("first kernel (ones + ones, sum)", start, (sum - 8.0).abs(), 0.0, "abs"));
 
-    checks.extend(forward::<B>(fixtures, device)?);
-    checks.push(gradients::<burn::backend::Autodiff<B>>(fixtures, device)?);
-    checks.extend(generation::<B>(fixtures, device)?);
-    checks.extend(meta::<B>(fixtures, device)?);
+    for family in FAMILIES {
+        let fx = Fixture { label: family.0, model: fixtures.join(family.1), meta: fixtures.join(family.2) };
+        checks.extend(forward::<B>(&fx, device)?);
+        checks.push(gradients::<burn::backend::Autodiff<B>>(&fx, device)?);
+        checks.extend(generation::<B>(&fx, device)?);
+        checks.extend(meta::<B>(&fx, device)?);
+    }
     Ok(checks)
 }
 
-fn tiny_dir(fixtures: &Path) -> std::path::PathBuf {
-    fixtures.join("tiny-gpt2")
+/// Every family's fixtures: (label, tiny model directory, meta-gradient directory) under `fixtures/`.
+const FAMILIES: [(&str, &str, &str); 2] = [("gpt2", "tiny-gpt2", "meta"), ("llama", "tiny-llama", "meta-llama")];
+
+/// One family's fixtures.
+struct Fixture {
+    label: &'static str,
+    /// The tiny model (HF layout) with `reference.safetensors` and `generation.json`.
+    model: std::path::PathBuf,
+    /// `meta_K{1,3}.{json,safetensors}` and the weighting model.
+    meta: std::path::PathBuf,
+}
+
+impl Fixture {
+    fn name(&self, check: &str) -> String {
+        format!("{} {check}", self.label)
+    }
 }
 
 /// Logits (max abs error over real positions ≤ 1e-4) and the mean loss (≤ 1e-5).
-fn forward<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
+fn forward<B: Backend>(fx: &Fixture, device: &B::Device) -> Result<Vec<Check>> {
     let start = Instant::now();
-    let (model, _) = load_base::<B>(&tiny_dir(fixtures), device)?;
-    let r = TensorFile::open(&tiny_dir(fixtures).join("reference.safetensors"))?;
+    let (model, _) = load_base::<B>(&fx.model, device)?;
+    let r = TensorFile::open(&fx.model.join("reference.safetensors"))?;
     let ids = r.ids::<B>("input_ids", device)?; // [B, T]
     let mask_values = r.f32("attention_mask")?;
     let logits = model.forward(ids.clone()); // [B, T, V]
@@ -92,19 +109,19 @@ fn forward<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>
         v.chunks(vocab).zip(&mask_values).filter(|(_, m)| **m > 0.0).flat_map(|(c, _)| c.to_vec()).collect()
     };
     let err = max_abs_diff(&real(&values(logits.clone())), &real(&r.f32("logits")?));
-    let logits_check = Check::new("logits", start, f64::from(err), 1e-4, "max abs over real positions");
+    let logits_check = Check::new(fx.name("logits"), start, f64::from(err), 1e-4, "max abs over real positions");
     let start = Instant::now();
     let mask = r.float::<B, 2>("attention_mask", device)?; // [B, T]
     let loss = weighted_loss(token_cross_entropy(logits, ids), mask.clone(), mask, Reduction::MeanReal);
     let err = (values(loss)[0] - r.f32("loss")?[0]).abs();
-    Ok(vec![logits_check, Check::new("loss", start, f64::from(err), 1e-5, "abs")])
+    Ok(vec![logits_check, Check::new(fx.name("loss"), start, f64::from(err), 1e-5, "abs")])
 }
 
 /// The gradient of the loss w.r.t. every parameter tensor (worst relative error ≤ 1e-3).
-fn gradients<A: AutodiffBackend>(fixtures: &Path, device: &A::Device) -> Result<Check> {
+fn gradients<A: AutodiffBackend>(fx: &Fixture, device: &A::Device) -> Result<Check> {
     let start = Instant::now();
-    let (model, _) = load_base::<A>(&tiny_dir(fixtures), device)?;
-    let r = TensorFile::open(&tiny_dir(fixtures).join("reference.safetensors"))?;
+    let (model, _) = load_base::<A>(&fx.model, device)?;
+    let r = TensorFile::open(&fx.model.join("reference.safetensors"))?;
     let ids = r.ids::<A>("input_ids", device)?; // [B, T]
     let mask = r.float::<A, 2>("attention_mask", device)?; // [B, T]
     let loss =
@@ -115,7 +132,7 @@ fn gradients<A: AutodiffBackend>(fixtures: &Path, device: &A::Device) -> Result<
     for (path, (_, g)) in &module_tensors(&grad_model) {
         worst = worst.max(rel_err(g, &r.f32(&format!("grad.{path}"))?));
     }
-    Ok(Check::new("gradients (every parameter)", start, f64::from(worst), 1e-3, "max relative (max norm)"))
+    Ok(Check::new(fx.name("gradients (every parameter)"), start, f64::from(worst), 1e-3, "max relative (max norm)"))
 }
 
 /// Replaces each parameter by its gradient, so that gradients carry the parameter paths.
@@ -133,8 +150,8 @@ impl<A: AutodiffBackend> ModuleMapper<A::InnerBackend> for GradsAsParams<'_, A> 
 }
 
 /// Greedy and 4-beam generation, batched: identical tokens (error = number of differing rows).
-fn generation<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
-    let path = tiny_dir(fixtures).join("generation.json");
+fn generation<B: Backend>(fx: &Fixture, device: &B::Device) -> Result<Vec<Check>> {
+    let path = fx.model.join("generation.json");
     let text =
         std::fs::read_to_string(&path).map_err(|e| camels_model::ModelError::Io { path: path.clone(), source: e })?;
     let fixture: serde_json::Value =
@@ -150,7 +167,7 @@ fn generation<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Che
             })
             .collect()
     };
-    let (model, config) = load_base::<B>(&tiny_dir(fixtures), device)?;
+    let (model, config) = load_base::<B>(&fx.model, device)?;
     let eos = config.eos_token_id();
     let prompts: Vec<Vec<u32>> = rows("input_ids")?
         .iter()
@@ -171,18 +188,18 @@ fn generation<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Che
         let expected = until_eos(rows(key)?);
         let differing =
             ours.iter().zip(&expected).filter(|(a, b)| a != b).count() + expected.len().abs_diff(ours.len());
-        checks.push(Check::new(name, start, differing as f64, 0.0, "rows differing from HF"));
+        checks.push(Check::new(fx.name(name), start, differing as f64, 0.0, "rows differing from HF"));
     }
     Ok(checks)
 }
 
 /// dJ/dw (exact ≤ 1e-4, central differences ≤ 1e-2) for K = 1 and 3, and dJ/dφ (≤ 1e-3) for K = 3,
 /// against PyTorch's double backward through the full unroll.
-fn meta<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
-    let (theta0, _) = load_base::<B>(&tiny_dir(fixtures), device)?;
+fn meta<B: Backend>(fx: &Fixture, device: &B::Device) -> Result<Vec<Check>> {
+    let (theta0, _) = load_base::<B>(&fx.model, device)?;
     let mut checks = Vec::new();
     for k in [1, 3] {
-        let (problem, weights, r) = meta_case::<B>(fixtures, k, device)?;
+        let (problem, weights, r) = meta_case::<B>(&fx.meta, k, device)?;
         let expected = r.f32("dJ_dw")?;
         for (label, mode, tolerance) in
             [("exact", MetaGradMode::Exact, 1e-4), ("central differences", MetaGradMode::central_difference(), 1e-2)]
@@ -193,17 +210,23 @@ fn meta<B: Backend>(fixtures: &Path, device: &B::Device) -> Result<Vec<Check>> {
             // The fixture holds dJ/dw for its documents; K = 1 uses the first one's.
             let err =
                 if flat.len() <= expected.len() { rel_err(&flat, &expected[..flat.len()]) } else { f32::INFINITY };
-            checks.push(Check::new(format!("dJ/dw {label} K={k}"), start, f64::from(err), tolerance, "max relative"));
+            checks.push(Check::new(
+                fx.name(&format!("dJ/dw {label} K={k}")),
+                start,
+                f64::from(err),
+                tolerance,
+                "max relative",
+            ));
         }
         if k == 3 {
-            checks.push(weighting::<burn::backend::Autodiff<B>>(fixtures, &theta0, &problem, &weights, &r, device)?);
+            checks.push(weighting::<burn::backend::Autodiff<B>>(fx, &theta0, &problem, &weights, &r, device)?);
         }
     }
     Ok(checks)
 }
 
 fn weighting<A: AutodiffBackend>(
-    fixtures: &Path,
+    fx: &Fixture,
     theta0: &camels_model::base::BaseLm<A::InnerBackend>,
     problem: &MetaProblem,
     weights: &[Tensor<A::InnerBackend, 2>],
@@ -211,11 +234,11 @@ fn weighting<A: AutodiffBackend>(
     device: &A::Device,
 ) -> Result<Check> {
     let start = Instant::now();
-    let config_path = fixtures.join("meta/weighting_config.json");
+    let config_path = fx.meta.join("weighting_config.json");
     let trunk = read_base_config(&config_path)?;
     let model: WeightingModel<A> = load_module(
         WeightingModelConfig::new().with_trunk(trunk).init::<A>(device),
-        &fixtures.join("meta/weighting.safetensors"),
+        &fx.meta.join("weighting.safetensors"),
         |p| vec![p.to_string()],
     )?;
     let grad = meta_gradient(theta0, weights, problem, MetaGradMode::Exact)?;
@@ -225,18 +248,24 @@ fn weighting<A: AutodiffBackend>(
     for (path, (_, g)) in &module_tensors(&grad_model) {
         worst = worst.max(rel_err(g, &r.f32(&format!("dJ_dphi.{path}"))?));
     }
-    Ok(Check::new("dJ/dφ exact K=3 (weighting model)", start, f64::from(worst), 1e-3, "max relative (max norm)"))
+    Ok(Check::new(
+        fx.name("dJ/dφ exact K=3 (weighting model)"),
+        start,
+        f64::from(worst),
+        1e-3,
+        "max relative (max norm)",
+    ))
 }
 
 /// The meta-gradient fixture with K documents: the problem, the weights (from the weighting
 /// fixture) and the reference tensors.
 fn meta_case<B: Backend>(
-    fixtures: &Path,
+    meta_dir: &Path,
     k: usize,
     device: &B::Device,
 ) -> Result<(MetaProblem, Vec<Tensor<B, 2>>, TensorFile)> {
-    let r = TensorFile::open(&fixtures.join(format!("meta/meta_K{k}.safetensors")))?;
-    let json_path = fixtures.join(format!("meta/meta_K{k}.json"));
+    let r = TensorFile::open(&meta_dir.join(format!("meta_K{k}.safetensors")))?;
+    let json_path = meta_dir.join(format!("meta_K{k}.json"));
     let text = std::fs::read_to_string(&json_path)
         .map_err(|e| camels_model::ModelError::Io { path: json_path.clone(), source: e })?;
     let json: serde_json::Value = serde_json::from_str(&text)

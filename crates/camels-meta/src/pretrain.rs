@@ -4,12 +4,12 @@
 //! fine-tuning with validation (answer NLL, F1), early stopping and the best model kept (the paper's
 //! QA pre-training of a base LM, and the "uniform + QA-tune" baseline).
 
+use crate::EncoderExt;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use camels_data::{Document, QaBatchConfig, Rng, TextEncoder, TokenBatch, locality_batch, qa_train_batch};
-use crate::EncoderExt;
 use camels_model::base::BaseLm;
 use camels_model::loss::{masked_mean, token_cross_entropy};
 use camels_model::tokenizer::TextTokenizer;

@@ -9,11 +9,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::EncoderExt;
 use burn::prelude::*;
 use camels_data::salient::salient_spans;
 use camels_data::tfidf::Tfidf;
 use camels_data::{Document, Encoded, TextEncoder, answer_spans, tokens_in_spans};
-use crate::EncoderExt;
 use camels_model::hf::{load_module, read_base_config};
 use camels_model::tokenizer::TextTokenizer;
 use camels_model::weighting::{WeightActivation, WeightingModel, WeightingModelConfig};

@@ -21,6 +21,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::EncoderExt;
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::grad_clipping::GradientClippingConfig;
@@ -30,7 +31,6 @@ use camels_data::{
     DocumentBatchConfig, Overflow, PadTo, QaBatchConfig, Rng, TextEncoder, TokenBatch, answer_spans, build_stream,
     document_batch, locality_batch, qa_train_batch, read_any, tokens_in_spans,
 };
-use crate::EncoderExt;
 use camels_model::base::BaseLm;
 use camels_model::hf::{load_base, load_tokenizer, load_trunk};
 use camels_model::loss::{kl_divergence, masked_mean, token_cross_entropy};

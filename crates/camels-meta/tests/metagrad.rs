@@ -142,11 +142,15 @@ struct Compare<'a> {
 }
 
 impl ModuleVisitor<Ad> for Compare<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.stack.push(name.into());
+    fn enter_module(&mut self, name: &str, kind: &str) {
+        if !camels_model::hf::is_variant(kind) {
+            self.stack.push(name.into());
+        }
     }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.stack.pop();
+    fn exit_module(&mut self, _: &str, kind: &str) {
+        if !camels_model::hf::is_variant(kind) {
+            self.stack.pop();
+        }
     }
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<Ad, D>>) {
         let name = format!("dJ_dphi.{}", self.stack.join("."));

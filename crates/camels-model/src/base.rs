@@ -81,7 +81,6 @@ impl std::fmt::Display for MatmulPrecision {
     }
 }
 
-
 /// A lookup table, `weight[ids]`, written with `select` so that it differentiates twice.
 #[derive(Module, Debug)]
 pub struct Embedding<B: Backend> {
@@ -98,7 +97,6 @@ impl<B: Backend> Embedding<B> {
         self.weight.val().select(0, ids.reshape([batch * len])).reshape([batch, len, c])
     }
 }
-
 
 /// Cached keys and values of one layer, each `[B, NH, TK, HD]`.
 #[derive(Debug, Clone)]
@@ -141,7 +139,6 @@ impl<B: Backend> KvCache<B> {
         Self { layers }
     }
 }
-
 
 /// Where each query may look, and at which positions the new tokens sit: built on the host from
 /// the attention mask, as HF does (positions count real tokens only, padding gets position 0).
@@ -214,7 +211,6 @@ impl Positions {
         (pos, blocked.unsqueeze_dim(1))
     }
 }
-
 
 /// The hyper-parameters of a base LM of any family (HF `config.json`, by `model_type`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -366,7 +362,12 @@ impl<B: Backend> BaseLm<B> {
     ///
     /// # Shapes
     /// `ids` `[B, T]` → `[B, T, V]`.
-    pub fn forward_with(&self, ids: Tensor<B, 2, Int>, positions: &Positions, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+    pub fn forward_with(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: &Positions,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
         match self {
             Self::Gpt2(m) => m.forward_with(ids, positions, cache),
             Self::Llama(m) => m.forward_with(ids, positions, cache),
@@ -377,7 +378,12 @@ impl<B: Backend> BaseLm<B> {
     ///
     /// # Shapes
     /// `ids` `[B, T]` → `[B, T, C]`.
-    pub fn hidden(&self, ids: Tensor<B, 2, Int>, positions: &Positions, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+    pub fn hidden(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: &Positions,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
         match self {
             Self::Gpt2(m) => m.transformer.forward(ids, positions, cache),
             Self::Llama(m) => m.model.forward(ids, positions, cache),
@@ -429,6 +435,8 @@ impl<B: Backend> BaseLm<B> {
 }
 
 /// The trunk of an LM of any family (no LM head): the weighting model's encoder.
+// The variants hold tensor handles, not data: a few hundred bytes apart, never worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum BaseTrunk<B: Backend> {
     /// GPT-2's `transformer`.

@@ -7,8 +7,8 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use crate::error::{ModelError, Result};
 use crate::base::{BaseLm, KvCache, Positions};
+use crate::error::{ModelError, Result};
 
 /// How to pick tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]

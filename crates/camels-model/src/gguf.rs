@@ -39,6 +39,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{ModelError, Result};
+use crate::hf::TensorMap;
 
 /// The four bytes every GGUF file starts with.
 pub const MAGIC: [u8; 4] = *b"GGUF";
@@ -985,7 +986,13 @@ impl GgufFile {
             })?;
         let head_dim = match self.get(&key("attention.key_length")) {
             Some(_) => self.get_usize(&key("attention.key_length"))?,
-            None => hidden_size / num_attention_heads,
+            None if hidden_size % num_attention_heads == 0 => hidden_size / num_attention_heads,
+            None => {
+                return Err(self.metadata_error(
+                    &key("attention.head_count"),
+                    format!("{num_attention_heads} heads do not divide the width {hidden_size} (and no key_length)"),
+                ));
+            }
         };
         for other in ["attention.value_length", "rope.dimension_count"] {
             if let Some(v) = self.optional(&key(other), "an integer", GgufValue::as_u64)?
@@ -1046,7 +1053,7 @@ impl GgufFile {
     /// Every tensor must have an HF name: any other (such as `rope_freqs.weight`, the RoPE
     /// frequency factors of Llama 3.1's scaling) fails with [`ModelError::UnexpectedTensors`] naming
     /// them all, rather than being dropped silently.
-    pub fn hf_tensors(&self) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+    pub fn hf_tensors(&self) -> Result<TensorMap> {
         let params = self.llama_hparams()?;
         let unknown: Vec<String> =
             self.tensors.iter().filter(|t| hf_tensor_name(&t.name).is_none()).map(|t| t.name.clone()).collect();

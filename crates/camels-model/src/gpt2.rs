@@ -11,8 +11,8 @@
 
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::activation::{gelu_approximate, softmax};
 use burn::tensor::Distribution;
+use burn::tensor::activation::{gelu_approximate, softmax};
 
 use crate::base::{BLOCKED_SCORE, Embedding, KvCache, LayerCache, MatmulPrecision, Positions};
 use crate::error::ModelError;

@@ -214,7 +214,7 @@ fn is_ignored_key(name: &str) -> bool {
 
 /// Whether a module entered by a visitor is an enum's variant ([`BaseLm`], [`BaseTrunk`]), which
 /// adds nothing to a parameter path.
-fn is_variant(container_type: &str) -> bool {
+pub fn is_variant(container_type: &str) -> bool {
     container_type.starts_with("Enum:")
 }
 
@@ -409,8 +409,8 @@ pub fn read_base_config(path: &Path) -> Result<BaseConfig> {
             if let Some(first) = value.get("eos_token_id").and_then(|v| v.as_array()).and_then(|a| a.first()).cloned() {
                 value["eos_token_id"] = first;
             }
-            let config: LlamaConfig =
-                serde_path_to_error::deserialize(value).map_err(|e| bad(&e.path().to_string(), e.inner().to_string()))?;
+            let config: LlamaConfig = serde_path_to_error::deserialize(value)
+                .map_err(|e| bad(&e.path().to_string(), e.inner().to_string()))?;
             config.validate().map_err(|e| match e {
                 ModelError::Config { field, reason, .. } => bad(&field, reason),
                 other => other,
@@ -430,7 +430,6 @@ pub fn base_config_json(config: &BaseConfig) -> serde_json::Value {
             let arch = if c.model_type == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
             v["architectures"] = serde_json::json!([arch]);
             v["hidden_act"] = "silu".into();
-            v["head_dim"] = c.head_size().into();
             v["torch_dtype"] = "float32".into();
             v["attention_dropout"] = 0.0.into();
             v["rope_scaling"] = serde_json::Value::Null;
@@ -477,7 +476,8 @@ pub fn load_tokenizer(path: &Path, config: &BaseConfig) -> Result<TextTokenizer>
         let inner = crate::gguf::GgufFile::open(path)?.tokenizer()?;
         TextTokenizer::new(inner, config.eos_token_id(), &path.display().to_string())?
     } else {
-        let dir = if path.is_dir() { path.to_path_buf() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let dir =
+            if path.is_dir() { path.to_path_buf() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() };
         TextTokenizer::from_dir(&dir)?.with_eos(config.eos_token_id(), &dir.display().to_string())?
     };
     if tokenizer.vocab_size() > config.vocab_size() {

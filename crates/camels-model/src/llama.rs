@@ -90,7 +90,13 @@ pub struct LlamaConfig {
 
 impl LlamaConfig {
     /// A configuration with the required sizes and HF's defaults for the rest.
-    pub fn new(vocab_size: usize, hidden_size: usize, intermediate_size: usize, layers: usize, heads: (usize, usize)) -> Self {
+    pub fn new(
+        vocab_size: usize,
+        hidden_size: usize,
+        intermediate_size: usize,
+        layers: usize,
+        heads: (usize, usize),
+    ) -> Self {
         Self {
             model_type: default_model_type(),
             vocab_size,
@@ -210,7 +216,10 @@ impl LlamaConfig {
         if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             return Err(bad(
                 "num_key_value_heads",
-                format!("{} does not divide num_attention_heads {}", self.num_key_value_heads, self.num_attention_heads),
+                format!(
+                    "{} does not divide num_attention_heads {}",
+                    self.num_key_value_heads, self.num_attention_heads
+                ),
             ));
         }
         let hd = self.head_size();
@@ -226,9 +235,16 @@ impl LlamaConfig {
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
             return Err(bad("rope_theta", format!("{} must be finite and above 1", self.rope_theta)));
         }
-        for (field, id) in [("eos_token_id", Some(self.eos_token_id)), ("pad_token_id", self.pad_token_id), ("bos_token_id", self.bos_token_id)] {
+        for (field, id) in [
+            ("eos_token_id", Some(self.eos_token_id)),
+            ("pad_token_id", self.pad_token_id),
+            ("bos_token_id", self.bos_token_id),
+        ] {
             if id.is_some_and(|id| id as usize >= self.vocab_size) {
-                return Err(bad(field, format!("{} is outside the vocabulary of {}", id.unwrap_or(0), self.vocab_size)));
+                return Err(bad(
+                    field,
+                    format!("{} is outside the vocabulary of {}", id.unwrap_or(0), self.vocab_size),
+                ));
             }
         }
         Ok(())
@@ -281,7 +297,11 @@ impl LlamaConfig {
             .collect();
         LlamaModel {
             embed_tokens: Embedding {
-                weight: Param::from_tensor(Tensor::random([self.vocab_size, c], Distribution::Normal(0.0, std), device)),
+                weight: Param::from_tensor(Tensor::random(
+                    [self.vocab_size, c],
+                    Distribution::Normal(0.0, std),
+                    device,
+                )),
             },
             layers,
             norm: norm(),
@@ -490,7 +510,12 @@ impl<B: Backend> LlamaModel<B> {
     ///
     /// # Shapes
     /// `ids` `[B, T]` → `[B, T, C]`.
-    pub fn forward(&self, ids: Tensor<B, 2, Int>, positions: &Positions, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: &Positions,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
         let device = ids.device();
         let (_, blocked) = positions.tensors::<B>(&device);
         let Some(first) = self.layers.first() else {
@@ -501,7 +526,13 @@ impl<B: Backend> LlamaModel<B> {
         let mut x = self.embed_tokens.forward(ids); // [B, T, C]
         let block = |x: Tensor<B, 3>, layer: &LlamaBlock<B>, cache: Option<&mut LayerCache<B>>| {
             let h = x.clone()
-                + layer.self_attn.forward(layer.input_layernorm.forward(x), &rope, blocked.clone(), cache, self.precision);
+                + layer.self_attn.forward(
+                    layer.input_layernorm.forward(x),
+                    &rope,
+                    blocked.clone(),
+                    cache,
+                    self.precision,
+                );
             h.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(h), self.precision)
         };
         match cache {
@@ -548,7 +579,12 @@ impl<B: Backend> LlamaForCausalLm<B> {
     ///
     /// # Shapes
     /// `ids` `[B, T]` → `[B, T, V]`.
-    pub fn forward_with(&self, ids: Tensor<B, 2, Int>, positions: &Positions, cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
+    pub fn forward_with(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        positions: &Positions,
+        cache: Option<&mut KvCache<B>>,
+    ) -> Tensor<B, 3> {
         let hidden = self.model.forward(ids, positions, cache); // [B, T, C]
         let [batch, len, c] = hidden.dims();
         let head = self.head_weight(); // [V, C]

@@ -1,6 +1,6 @@
-//! A Hessian-vector product through the whole GPT-2 on `Autodiff<Autodiff<Cpu>>` (double backward)
-//! agrees with central differences of first-order gradients: the property the exact meta-gradient
-//! rests on.
+//! A Hessian-vector product through a whole base LM (GPT-2, Llama) on `Autodiff<Autodiff<Cpu>>`
+//! (double backward) agrees with central differences of first-order gradients: the property the
+//! exact meta-gradient rests on.
 
 mod common;
 
@@ -12,6 +12,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use camels_model::base::BaseLm;
 use camels_model::hf::load_base;
+use camels_model::llama::LlamaConfig;
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use common::*;
 
@@ -79,8 +80,23 @@ fn grads_by_id<M: Backend>(grads: &GradientsParams, module: &impl Module<M>) -> 
 
 #[test]
 fn hessian_vector_product_matches_central_differences() {
+    let (theta, _) = load_base::<Ad>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap();
+    check_hvp(theta);
+}
+
+#[test]
+fn llama_hessian_vector_product_matches_central_differences() {
+    // A random tiny Llama with GQA and untied head and q/k/v/o biases, so that every kind of
+    // parameter is probed; the init is wide enough (0.2) for curvature to show.
     let device = Default::default();
-    let (theta, _) = load_base::<Ad>(&fixtures().join("tiny-gpt2"), &device).unwrap();
+    <Cpu as Backend>::seed(&device, 3);
+    let config =
+        LlamaConfig { initializer_range: 0.2, tie_word_embeddings: false, attention_bias: true, ..LlamaConfig::tiny() };
+    check_hvp(BaseLm::from(config.init::<Ad>(&device)));
+}
+
+fn check_hvp(theta: BaseLm<Ad>) {
+    let device = Default::default();
 
     // A random direction v, one tensor per parameter.
     let mut direction = ById::<Cpu>(HashMap::new(), Default::default());

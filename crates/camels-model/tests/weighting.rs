@@ -42,11 +42,15 @@ fn grad_norm(model: &WeightingModel<Ad>, grads: &GradientsParams, prefix: &str) 
         total: f32,
     }
     impl ModuleVisitor<Ad> for Norm<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.into());
+        fn enter_module(&mut self, name: &str, kind: &str) {
+            if !camels_model::hf::is_variant(kind) {
+                self.stack.push(name.into());
+            }
         }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
+        fn exit_module(&mut self, _: &str, kind: &str) {
+            if !camels_model::hf::is_variant(kind) {
+                self.stack.pop();
+            }
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<Ad, D>>) {
             if self.stack.join(".").starts_with(self.prefix)

@@ -1,0 +1,167 @@
+//! The Llama family without PyTorch: per-row rotary positions (left padding, the KV cache),
+//! HF-layout save and load, `config.json` by `model_type`, presets' sizes, and SmolLM2 from its
+//! GGUF file answering a factual prompt (skipped, and said so, when the file is absent).
+
+mod common;
+
+use burn::prelude::*;
+use camels_model::ModelError;
+use camels_model::base::{BaseConfig, BaseLm, KvCache, Positions};
+use camels_model::generate::{GenerateConfig, generate};
+use camels_model::hf::{load_base, load_tokenizer, module_tensors, read_base_config, save_base};
+use camels_model::llama::LlamaConfig;
+use common::*;
+
+fn tiny(seed: u64) -> (BaseLm<Cpu>, BaseConfig) {
+    let device = Default::default();
+    <Cpu as Backend>::seed(&device, seed);
+    let config = BaseConfig::Llama(LlamaConfig { initializer_range: 0.2, ..LlamaConfig::tiny() });
+    (config.init::<Cpu>(&device), config)
+}
+
+fn logits_of(model: &BaseLm<Cpu>, ids: &[i64], mask: &[u8], batch: usize) -> Vec<f32> {
+    let device = Default::default();
+    let len = ids.len() / batch;
+    let positions = Positions::from_mask(mask, batch, len).unwrap();
+    let ids = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(ids.to_vec(), [batch, len]), &device);
+    values(model.forward_with(ids, &positions, None))
+}
+
+#[test]
+fn left_padding_keeps_each_rows_positions_and_logits() {
+    let (model, _) = tiny(1);
+    let vocab = 512;
+    let alone = logits_of(&model, &[7, 91, 300, 12], &[1; 4], 1);
+    // The same prompt left-padded by two tokens, beside a full row.
+    let padded =
+        logits_of(&model, &[0, 0, 7, 91, 300, 12, 5, 6, 7, 8, 9, 10], &[0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 2);
+    let real_part = &padded[2 * vocab..6 * vocab];
+    let worst = alone.iter().zip(real_part).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "left padding changed the logits by {worst}");
+}
+
+#[test]
+fn kv_cache_decoding_matches_the_full_forward() {
+    let (model, _) = tiny(2);
+    let device = Default::default();
+    let ids: Vec<i64> = vec![0, 44, 45, 46, 47, 48, 3, 4, 5, 6, 7, 8];
+    let mask: Vec<u8> = vec![0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+    let full = logits_of(&model, &ids, &mask, 2); // [2, 6, V]
+    // The first four tokens at once, then one token at a time through the cache.
+    let mut cache = KvCache::default();
+    let row = |t0: usize, n: usize| -> Vec<i64> { [&ids[t0..t0 + n], &ids[6 + t0..6 + t0 + n]].concat() };
+    let mask_upto = |n: usize| -> Vec<u8> { [&mask[..n], &mask[6..6 + n]].concat() };
+    let first = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(row(0, 4), [2, 4]), &device);
+    model.forward_with(first, &Positions::from_mask(&mask_upto(4), 2, 4).unwrap(), Some(&mut cache));
+    for t in 4..6 {
+        let step = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(row(t, 1), [2, 1]), &device);
+        let positions = Positions::from_mask(&mask_upto(t + 1), 2, 1).unwrap();
+        let logits = values(model.forward_with(step, &positions, Some(&mut cache))); // [2, 1, V]
+        let vocab = logits.len() / 2;
+        for b in 0..2 {
+            let expect = &full[(b * 6 + t) * vocab..(b * 6 + t + 1) * vocab];
+            let got = &logits[b * vocab..(b + 1) * vocab];
+            let worst = expect.iter().zip(got).map(|(a, g)| (a - g).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "row {b}, position {t}: cached decoding differs by {worst}");
+        }
+    }
+    assert_eq!(cache.len(), 6);
+    assert_eq!(cache.layers[0].key.dims(), [2, 2, 6, 8], "the cache keeps the key/value heads only");
+}
+
+#[test]
+fn hf_layout_save_and_load_is_an_identity_map() {
+    let device = Default::default();
+    <Cpu as Backend>::seed(&device, 4);
+    let config =
+        BaseConfig::Llama(LlamaConfig { tie_word_embeddings: false, attention_bias: true, ..LlamaConfig::tiny() });
+    let model = config.init::<Cpu>(&device);
+    let dir = scratch("llama-roundtrip");
+    save_base(&model, &config, None, &dir).unwrap();
+    let (again, config_again) = load_base::<Cpu>(&dir, &device).unwrap();
+    assert_eq!(config, config_again);
+    let (a, b) = (module_tensors(&model), module_tensors(&again));
+    assert_eq!(a, b);
+    for name in
+        ["model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.bias", "lm_head.weight", "model.norm.weight"]
+    {
+        assert!(a.contains_key(name), "missing HF name {name}: {:?}", a.keys().take(5).collect::<Vec<_>>());
+    }
+    assert_eq!(a["model.layers.0.self_attn.k_proj.weight"].0, vec![16, 32], "[NKV·HD, C] as HF stores it");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(json["model_type"], "llama");
+    assert_eq!(json["architectures"][0], "LlamaForCausalLM");
+    assert_eq!(json["num_key_value_heads"], 2);
+    assert_eq!(json["hidden_act"], "silu");
+}
+
+#[test]
+fn config_json_picks_the_family_and_names_what_it_cannot_run() {
+    let dir = scratch("llama-config");
+    let write = |text: &str| {
+        let path = dir.join("config.json");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ok = write(
+        r#"{"model_type": "llama", "vocab_size": 100, "hidden_size": 16, "intermediate_size": 32,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "max_position_embeddings": 32, "eos_token_id": [5, 6], "rope_scaling": null}"#,
+    );
+    let BaseConfig::Llama(c) = read_base_config(&ok).unwrap() else { panic!("not a Llama") };
+    assert_eq!((c.eos_token_id, c.head_size(), c.rope_theta), (5, 8, 10_000.0));
+
+    let err = read_base_config(&write(r#"{"model_type": "mamba"}"#)).unwrap_err().to_string();
+    assert!(err.contains("model_type") && err.contains("mamba"), "{err}");
+    let scaled = r#"{"model_type": "llama", "vocab_size": 100, "hidden_size": 16, "intermediate_size": 32,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "max_position_embeddings": 32, "eos_token_id": 5, "rope_scaling": {"rope_type": "llama3"}}"#;
+    let err = read_base_config(&write(scaled)).unwrap_err().to_string();
+    assert!(err.contains("rope_scaling"), "{err}");
+    let err = read_base_config(&write(r#"{"model_type": "llama", "vocab_size": 100}"#)).unwrap_err();
+    assert!(matches!(err, ModelError::Config { .. }), "{err}");
+    let gqa = r#"{"model_type": "llama", "vocab_size": 100, "hidden_size": 16, "intermediate_size": 32,
+        "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 3,
+        "max_position_embeddings": 32, "eos_token_id": 5}"#;
+    let err = read_base_config(&write(gqa)).unwrap_err().to_string();
+    assert!(err.contains("num_key_value_heads"), "{err}");
+}
+
+#[test]
+fn presets_have_the_published_parameter_counts() {
+    assert_eq!(LlamaConfig::smollm2_135m().num_params(), 134_515_008);
+    assert_eq!(LlamaConfig::smollm2_360m().num_params(), 361_821_120);
+    assert_eq!(LlamaConfig::tinyllama_1b().num_params(), 1_100_048_384);
+    let (model, config) = tiny(5);
+    let counted: usize = module_tensors(&model).values().map(|(shape, _)| shape.iter().product::<usize>()).sum();
+    assert_eq!(counted, config.num_params());
+}
+
+#[test]
+fn smollm2_from_its_gguf_file_knows_the_capital_of_france() {
+    let Some(path) = smollm2_gguf() else { return };
+    let device = Default::default();
+    let (model, config) = load_base::<Cpu>(&path, &device).unwrap();
+    assert_eq!((config.model_type(), config.num_layers(), config.num_params()), ("llama", 30, 134_515_008));
+    let tokenizer = load_tokenizer(&path, &config).unwrap();
+    assert_eq!(tokenizer.eos_id(), 2);
+    let prompt = tokenizer.encode("The capital of France is").unwrap();
+    let out = generate(&model, &[prompt], &GenerateConfig::greedy(3, config.eos_token_id()), &device).unwrap();
+    let text = tokenizer.decode(&out[0]).unwrap();
+    assert!(text.starts_with(" Paris"), "continued with {text:?}");
+}
+
+/// The SmolLM2 GGUF in `CAMELS_MODELS_DIR` (default `../shared/models`), or `None` after saying so.
+fn smollm2_gguf() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("CAMELS_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models"));
+    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: SmolLM2 GGUF not found at {}", path.display());
+        None
+    }
+}
