@@ -1,5 +1,5 @@
 """PyTorch baseline for `camels-cli bench forward-backward` and `bench adapt-step`: a randomly
-initialised HF GPT-2 of the same preset, one warm-up then N timed steps, fp32, on CPU or CUDA.
+initialised HF GPT-2 or Llama (SmolLM2, TinyLlama sizes) of the same preset, one warm-up then N timed steps, fp32, on CPU or CUDA.
 `forward_backward` is forward + backward of the mean token CE; `adapt_step` adds an Adam update
 (lr 1e-5), one document per step, as online adaptation does; `generate` is HF `generate` (KV
 cache, greedy or beam search) of --new-tokens tokens after --batch prompts of --seq tokens, as
@@ -15,7 +15,7 @@ import time
 
 import torch
 import transformers
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 PRESETS = {
     "tiny": dict(n_layer=2, n_embd=32, n_head=4, vocab_size=512, n_positions=64),
@@ -24,6 +24,20 @@ PRESETS = {
     "gpt2-medium": dict(n_layer=24, n_embd=1024, n_head=16),
     "gpt2-large": dict(n_layer=36, n_embd=1280, n_head=20),
     "gpt2-xl": dict(n_layer=48, n_embd=1600, n_head=25),
+}
+# The Llama presets of camels_model::llama::LlamaConfig.
+LLAMA_PRESETS = {
+    "tiny-llama": dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64),
+    "smollm2-135m": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+                         rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True),
+    "smollm2-360m": dict(vocab_size=49152, hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
+                         num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
+                         rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True),
+    "tinyllama-1b": dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                         num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
+                         rms_norm_eps=1e-5, tie_word_embeddings=False),
 }
 
 
@@ -44,9 +58,13 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = GPT2Config(activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     **PRESETS[args.preset])
-    model = GPT2LMHeadModel(cfg).to(args.device)
+    if args.preset in LLAMA_PRESETS:
+        cfg = LlamaConfig(**LLAMA_PRESETS[args.preset])
+        model = LlamaForCausalLM(cfg).to(args.device)
+    else:
+        cfg = GPT2Config(activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                         **PRESETS[args.preset])
+        model = GPT2LMHeadModel(cfg).to(args.device)
     model.train(args.bench != "generate")
     ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq), device=args.device)
     optim = torch.optim.Adam(model.parameters(), lr=1e-5) if args.bench == "adapt_step" else None

@@ -487,6 +487,11 @@ pub fn expand_path(path: &Path) -> Result<PathBuf, MetaError> {
     Ok(Path::new(&value).join(tail))
 }
 
+/// Whether `name` is a weighting-trunk preset: `base`, or a GPT-2 or Llama preset.
+fn is_trunk_preset(name: &str) -> bool {
+    name == "base" || Gpt2Config::preset(name).is_some() || LlamaConfig::preset(name).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,9 +513,4 @@ mod tests {
         assert!(apply_override(&mut table, "run..steps=1").is_err());
         assert!(apply_override(&mut table, "steps").is_err());
     }
-}
-
-/// Whether `name` is a weighting-trunk preset: `base`, or a GPT-2 or Llama preset.
-fn is_trunk_preset(name: &str) -> bool {
-    name == "base" || Gpt2Config::preset(name).is_some() || LlamaConfig::preset(name).is_some()
 }

@@ -40,9 +40,14 @@ fn batch(r: &Reference, ids: &str, mask: &str) -> Rows {
 }
 
 fn case(k: usize) -> Case {
-    let reference = Reference::open(fixtures().join(format!("meta/meta_K{k}.safetensors")));
+    case_in("meta", k)
+}
+
+/// The meta-gradient fixture with `k` documents in `fixtures/<dir>`.
+fn case_in(dir: &str, k: usize) -> Case {
+    let reference = Reference::open(fixtures().join(format!("{dir}/meta_K{k}.safetensors")));
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("meta/meta_K{k}.json"))).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("{dir}/meta_K{k}.json"))).unwrap())
             .unwrap();
     let docs: Vec<Rows> = rows(&reference, "doc_ids", "doc_mask").into_iter().take(k).collect();
     let t = docs[0].len;
@@ -63,7 +68,11 @@ fn case(k: usize) -> Case {
 }
 
 fn base() -> BaseLm<Cpu> {
-    load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &Default::default()).unwrap().0
+    base_in("tiny-gpt2")
+}
+
+fn base_in(dir: &str) -> BaseLm<Cpu> {
+    load_base::<Cpu>(&fixtures().join(dir), &Default::default()).unwrap().0
 }
 
 /// max over tokens of |a − b| / max |b|, over all documents.
@@ -74,9 +83,18 @@ fn dw_error(ours: &[Vec<f32>], reference: &[f32]) -> f32 {
 
 #[test]
 fn exact_and_central_differences_match_pytorch_double_backward() {
-    let theta0 = base();
+    check_meta_gradients("tiny-gpt2", "meta");
+}
+
+#[test]
+fn llama_exact_and_central_differences_match_pytorch_double_backward() {
+    check_meta_gradients("tiny-llama", "meta-llama");
+}
+
+fn check_meta_gradients(model_dir: &str, meta_dir: &str) {
+    let theta0 = base_in(model_dir);
     for k in [1, 3] {
-        let c = case(k);
+        let c = case_in(meta_dir, k);
         let expected = c.reference.f32("dJ_dw");
         let exact = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::Exact).unwrap();
         let j = c.reference.f32("J")[0];

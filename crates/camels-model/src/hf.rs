@@ -405,6 +405,19 @@ pub fn read_base_config(path: &Path) -> Result<BaseConfig> {
                 return Err(bad("use_sliding_window", "sliding-window attention is not supported".into()));
             }
             let mut value = value;
+            // transformers 5 writes RoPE as `rope_parameters: {rope_theta, rope_type}`.
+            if let Some(rope) = value.get("rope_parameters").filter(|v| !v.is_null()).cloned() {
+                let kind = rope.get("rope_type").and_then(|v| v.as_str()).unwrap_or("default");
+                if kind != "default" {
+                    return Err(bad(
+                        "rope_parameters.rope_type",
+                        format!("`{kind}` RoPE is not supported (default only)"),
+                    ));
+                }
+                if let Some(theta) = rope.get("rope_theta") {
+                    value["rope_theta"] = theta.clone();
+                }
+            }
             // HF allows a list of EOS ids; the first ends our documents.
             if let Some(first) = value.get("eos_token_id").and_then(|v| v.as_array()).and_then(|a| a.first()).cloned() {
                 value["eos_token_id"] = first;

@@ -112,6 +112,17 @@ fn config_json_picks_the_family_and_names_what_it_cannot_run() {
     let BaseConfig::Llama(c) = read_base_config(&ok).unwrap() else { panic!("not a Llama") };
     assert_eq!((c.eos_token_id, c.head_size(), c.rope_theta), (5, 8, 10_000.0));
 
+    // transformers 5 keeps θ under `rope_parameters`.
+    let v5 = r#"{"model_type": "llama", "vocab_size": 100, "hidden_size": 16, "intermediate_size": 32,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "max_position_embeddings": 32, "eos_token_id": 5,
+        "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}"#;
+    let BaseConfig::Llama(c) = read_base_config(&write(v5)).unwrap() else { panic!("not a Llama") };
+    assert_eq!(c.rope_theta, 100_000.0);
+    let yarn = v5.replace(r#""rope_type": "default""#, r#""rope_type": "yarn""#);
+    let err = read_base_config(&write(&yarn)).unwrap_err().to_string();
+    assert!(err.contains("rope_type") && err.contains("yarn"), "{err}");
+
     let err = read_base_config(&write(r#"{"model_type": "mamba"}"#)).unwrap_err().to_string();
     assert!(err.contains("model_type") && err.contains("mamba"), "{err}");
     let scaled = r#"{"model_type": "llama", "vocab_size": 100, "hidden_size": 16, "intermediate_size": 32,
@@ -138,18 +149,63 @@ fn presets_have_the_published_parameter_counts() {
     assert_eq!(counted, config.num_params());
 }
 
+/// SmolLM2 read from its GGUF file against transformers' own GGUF loading (`fixtures/smollm2`,
+/// made by `fixtures/gen/smollm2.py`): token ids, the last position's logits (≤ 1e-3), every
+/// position's max, log-sum-exp and argmax, and greedy continuations, batched left-padded and alone.
 #[test]
-fn smollm2_from_its_gguf_file_knows_the_capital_of_france() {
+fn smollm2_from_its_gguf_file_matches_transformers() {
     let Some(path) = smollm2_gguf() else { return };
     let device = Default::default();
     let (model, config) = load_base::<Cpu>(&path, &device).unwrap();
     assert_eq!((config.model_type(), config.num_layers(), config.num_params()), ("llama", 30, 134_515_008));
     let tokenizer = load_tokenizer(&path, &config).unwrap();
     assert_eq!(tokenizer.eos_id(), 2);
-    let prompt = tokenizer.encode("The capital of France is").unwrap();
-    let out = generate(&model, &[prompt], &GenerateConfig::greedy(3, config.eos_token_id()), &device).unwrap();
-    let text = tokenizer.decode(&out[0]).unwrap();
-    assert!(text.starts_with(" Paris"), "continued with {text:?}");
+    let r = Reference::open(fixtures().join("smollm2/logits.safetensors"));
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2/generation.json")).unwrap()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<Vec<u32>> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+            .collect()
+    };
+    let prompts: Vec<Vec<u32>> =
+        fixture["prompts"].as_array().unwrap().iter().map(|p| tokenizer.encode(p.as_str().unwrap()).unwrap()).collect();
+    assert_eq!(prompts, ids(&fixture["prompt_ids"]), "token ids of the prompts");
+    for (i, prompt) in prompts.iter().enumerate() {
+        let expected_ids: Vec<u32> = r.i64(&format!("input_ids.{i}")).iter().map(|&t| t as u32).collect();
+        assert_eq!(prompt, &expected_ids);
+        let len = prompt.len();
+        let input = Tensor::<Cpu, 2, Int>::from_data(
+            TensorData::new(prompt.iter().map(|&t| i64::from(t)).collect(), [1, len]),
+            &device,
+        );
+        let logits = model.forward(input); // [1, T, V]
+        let vocab = logits.dims()[2];
+        let all = values(logits);
+        let last = &all[(len - 1) * vocab..];
+        let err = max_abs_diff(last, &r.f32(&format!("logits_last.{i}")));
+        assert!(err <= 1e-3, "prompt {i}: last-position logits differ by {err}");
+        let (max, lse, argmax) =
+            (r.f32(&format!("logits_max.{i}")), r.f32(&format!("logsumexp.{i}")), r.i64(&format!("logits_argmax.{i}")));
+        for t in 0..len {
+            let row = &all[t * vocab..(t + 1) * vocab];
+            let (best, top) =
+                row.iter().enumerate().fold((0, f32::MIN), |acc, (k, &x)| if x > acc.1 { (k, x) } else { acc });
+            let sum: f64 = row.iter().map(|&x| f64::from(x - top).exp()).sum();
+            let ours_lse = f64::from(top) + sum.ln();
+            assert_eq!(best as i64, argmax[t], "prompt {i}, position {t}: argmax");
+            assert!((top - max[t]).abs() <= 1e-3, "prompt {i}, position {t}: max {top} vs {}", max[t]);
+            assert!((ours_lse - f64::from(lse[t])).abs() <= 1e-3, "prompt {i}, position {t}: log-sum-exp");
+        }
+    }
+    let greedy = GenerateConfig::greedy(10, config.eos_token_id());
+    let batched = generate(&model, &prompts, &greedy, &device).unwrap();
+    assert_eq!(batched, ids(&fixture["greedy"]), "batched (left-padded) greedy continuations");
+    let alone = generate(&model, &prompts[..1], &greedy, &device).unwrap();
+    assert_eq!(alone[0], ids(&fixture["greedy"])[0], "greedy continuation of the first prompt alone");
+    assert!(tokenizer.decode(&alone[0]).unwrap().starts_with(" Paris"));
 }
 
 /// The SmolLM2 GGUF in `CAMELS_MODELS_DIR` (default `../shared/models`), or `None` after saying so.

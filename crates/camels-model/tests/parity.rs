@@ -1,5 +1,7 @@
-//! Parity of GPT-2 with HF transformers on the tiny random fixture: logits, loss, every parameter's
-//! gradient, greedy and beam-search generation. Regenerate with `python fixtures/gen/tiny_gpt2.py`.
+//! Parity of every family with HF transformers on its tiny random fixture (GPT-2: `tiny-gpt2`;
+//! Llama with GQA and a tied head: `tiny-llama`): logits, loss, every parameter's gradient, greedy
+//! and beam-search generation, batched left-padded and single. Regenerate with
+//! `python fixtures/gen/tiny_gpt2.py` and `python fixtures/gen/tiny_llama.py`.
 
 mod common;
 
@@ -11,21 +13,37 @@ use camels_model::hf::{load_base, module_tensors};
 use camels_model::loss::{Reduction, token_cross_entropy, weighted_loss};
 use common::*;
 
-fn reference() -> Reference {
-    Reference::open(fixtures().join("tiny-gpt2/reference.safetensors"))
+fn reference(dir: &str) -> Reference {
+    Reference::open(fixtures().join(dir).join("reference.safetensors"))
 }
 
 #[test]
 fn logits_and_losses_match_transformers() {
+    check_logits("tiny-gpt2");
+}
+
+#[test]
+fn llama_logits_and_losses_match_transformers() {
+    check_logits("tiny-llama");
+}
+
+/// An untied head and biases on q, k, v and the output projection (HF Llama's `attention_bias`).
+#[test]
+fn llama_with_biases_and_an_untied_head_matches_transformers() {
+    check_logits("tiny-llama-bias");
+    check_gradients("tiny-llama-bias");
+}
+
+fn check_logits(dir: &str) {
     let device = Default::default();
-    let (model, _) = load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
-    let r = reference();
+    let (model, _) = load_base::<Cpu>(&fixtures().join(dir), &device).unwrap();
+    let r = reference(dir);
     let ids = r.ids::<Cpu>("input_ids", &device);
     let logits = model.forward(ids.clone());
     // HF masks padded keys; outputs at padded positions differ by design and are never used, so
     // compare the real positions (row 1 is right-padded).
     let mask = r.f32("attention_mask");
-    let vocab = logits.dims()[2];
+    let [_, len, vocab] = logits.dims();
     let (ours, theirs) = (values(logits.clone()), r.f32("logits"));
     let real = |v: &[f32], width: usize| -> Vec<f32> {
         v.chunks(width).zip(&mask).filter(|(_, m)| **m > 0.0).flat_map(|(c, _)| c.to_vec()).collect()
@@ -37,8 +55,8 @@ fn logits_and_losses_match_transformers() {
     // Token t predicts t+1: compare the targets that are real tokens.
     let target_real = |v: &[f32]| -> Vec<f32> {
         let mut kept = Vec::new();
-        for (b, row) in v.chunks(11).enumerate() {
-            kept.extend(row.iter().enumerate().filter(|(t, _)| mask[b * 12 + t + 1] > 0.0).map(|(_, x)| *x));
+        for (b, row) in v.chunks(len - 1).enumerate() {
+            kept.extend(row.iter().enumerate().filter(|(t, _)| mask[b * len + t + 1] > 0.0).map(|(_, x)| *x));
         }
         kept
     };
@@ -53,9 +71,18 @@ fn logits_and_losses_match_transformers() {
 
 #[test]
 fn gradients_match_transformers() {
+    check_gradients("tiny-gpt2");
+}
+
+#[test]
+fn llama_gradients_match_transformers() {
+    check_gradients("tiny-llama");
+}
+
+fn check_gradients(dir: &str) {
     let device = Default::default();
-    let (model, _) = load_base::<Ad>(&fixtures().join("tiny-gpt2"), &device).unwrap();
-    let r = reference();
+    let (model, _) = load_base::<Ad>(&fixtures().join(dir), &device).unwrap();
+    let r = reference(dir);
     let ids = r.ids::<Ad>("input_ids", &device);
     let mask = r.float::<Ad, 2>("attention_mask", &device);
     let loss =
@@ -95,8 +122,8 @@ impl burn::module::ModuleMapper<Cpu> for GradsAsParams<'_> {
     }
 }
 
-fn generation_fixture() -> serde_json::Value {
-    let text = std::fs::read_to_string(fixtures().join("tiny-gpt2/generation.json")).unwrap();
+fn generation_fixture(dir: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures().join(dir).join("generation.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -126,9 +153,18 @@ fn prompts(fixture: &serde_json::Value) -> Vec<Vec<u32>> {
 
 #[test]
 fn greedy_and_beam_generation_match_transformers() {
+    check_generation("tiny-gpt2");
+}
+
+#[test]
+fn llama_greedy_and_beam_generation_match_transformers() {
+    check_generation("tiny-llama");
+}
+
+fn check_generation(dir: &str) {
     let device = Default::default();
-    let (model, config) = load_base::<Cpu>(&fixtures().join("tiny-gpt2"), &device).unwrap();
-    let fixture = generation_fixture();
+    let (model, config) = load_base::<Cpu>(&fixtures().join(dir), &device).unwrap();
+    let fixture = generation_fixture(dir);
     let eos = config.eos_token_id();
     let prompts = prompts(&fixture);
     let max_new = 10;
