@@ -81,9 +81,22 @@ fn cargo() -> Command {
 
 fn fixtures(args: &[String]) -> Result<()> {
     let py = python(args);
-    for script in
-        ["tiny_gpt2.py", "gpt2_tokenizer.py", "meta.py", "adapt.py", "adafactor.py", "tfidf.py", "squad_eval.py"]
-    {
+    // The order of fixtures/README.md: tiny_gpt2.py and tiny_llama.py before the scripts that load them;
+    // smollm2*.py read ../shared/models (or $CAMELS_MODELS_DIR).
+    for script in [
+        "tiny_gpt2.py",
+        "gpt2_tokenizer.py",
+        "meta.py",
+        "adapt.py",
+        "adafactor.py",
+        "tfidf.py",
+        "squad_eval.py",
+        "tiny_llama.py",
+        "meta_llama.py",
+        "gguf_quants.py",
+        "smollm2_gguf.py",
+        "smollm2.py",
+    ] {
         run(Command::new(&py).arg(format!("fixtures/gen/{script}")))?;
     }
     Ok(())

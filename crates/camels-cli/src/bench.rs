@@ -24,9 +24,10 @@ use serde::Serialize;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Forward + backward of a randomly initialised GPT-2 on one batch, mean token CE.
+    /// Forward + backward of a randomly initialised base LM (any family) on one batch, mean token CE.
     ForwardBackward {
-        /// Model size: a GPT-2 preset (tiny, distilgpt2, gpt2, gpt2-medium, gpt2-large, gpt2-xl) or a Llama one (tiny-llama, smollm2-135m, smollm2-360m, tinyllama-1b).
+        /// Model size: a GPT-2 preset (tiny, distilgpt2, gpt2, gpt2-medium, gpt2-large, gpt2-xl) or a
+        /// Llama one (tiny-llama, smollm2-135m, smollm2-360m, tinyllama-1b).
         #[arg(long, default_value = "distilgpt2")]
         preset: String,
         /// Sequence length T.

@@ -524,7 +524,8 @@ pub fn load_trunk<B: Backend>(trunk: BaseTrunk<B>, path: &Path) -> Result<BaseTr
 }
 
 /// Saves a base LM as an HF directory: `config.json`, `model.safetensors` and, given a tokenizer,
-/// `tokenizer.json` and `generation_config.json`, which transformers' `from_pretrained` opens.
+/// `tokenizer.json`, `tokenizer_config.json` and `generation_config.json`, which transformers'
+/// `from_pretrained` and `AutoTokenizer` open.
 pub fn save_base<B: Backend>(
     model: &BaseLm<B>,
     config: &BaseConfig,
@@ -542,6 +543,18 @@ pub fn save_base<B: Backend>(
             "do_sample": false,
         });
         write_atomic(&dir.join("generation_config.json"), generation.to_string().as_bytes())?;
+        // Names the special tokens for transformers' `AutoTokenizer`.
+        let token = |id: u32| tokenizer.inner().id_to_token(id);
+        let mut special = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "eos_token": token(config.eos_token_id()),
+            "pad_token": token(config.pad_token_id()),
+            "add_bos_token": false,
+        });
+        if let BaseConfig::Llama(LlamaConfig { bos_token_id: Some(bos), .. }) = config {
+            special["bos_token"] = token(*bos).into();
+        }
+        write_atomic(&dir.join("tokenizer_config.json"), special.to_string().as_bytes())?;
     }
     write_atomic(&dir.join("config.json"), json.as_bytes())
 }
