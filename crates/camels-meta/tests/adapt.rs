@@ -481,3 +481,58 @@ mod strategies_and_eval {
         assert!(gain > 0.0 && fact > 0.25 * gain && fact < gain, "fact gain {fact} of an answer-NLL gain {gain}");
     }
 }
+
+/// `camels:PATH` across families and tokenizers: a weighting model with a Llama trunk and GPT-2's
+/// (tiny) tokenizer, saved as meta-training saves it, weighs a document for SmolLM2's tokenizer;
+/// each SmolLM2 token gets the mean weight of the characters it covers.
+#[test]
+fn a_llama_trunk_weighting_model_weighs_for_another_tokenizer() {
+    use burn::module::Param;
+    use burn::prelude::{Int, Tensor, TensorData};
+    use camels_meta::strategy::{Weigher, WeightStrategy, carry_by_offsets};
+    use camels_model::base::BaseConfig;
+    use camels_model::llama::LlamaConfig;
+    use camels_model::tokenizer::TextTokenizer;
+    use camels_model::weighting::WeightingModelConfig;
+    let models = std::env::var_os("CAMELS_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models"));
+    let gguf = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !gguf.exists() {
+        eprintln!("skipped: SmolLM2 GGUF not found at {}", gguf.display());
+        return;
+    }
+    let device = Default::default();
+    <Cpu as burn::tensor::backend::Backend>::seed(&device, 11);
+    let trunk = BaseConfig::Llama(LlamaConfig { initializer_range: 0.2, ..LlamaConfig::tiny() });
+    let config = WeightingModelConfig::new().with_trunk(trunk).with_head_hidden(8);
+    let mut model = config.init::<Cpu>(&device);
+    // A random output layer, so that the weights differ from token to token.
+    model.head.out.weight =
+        Param::from_tensor(Tensor::random([1, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device));
+    let dir = scratch("llama-weighting");
+    camels_model::hf::save_module(&model, &dir.join("weighting.safetensors")).unwrap();
+    camels_meta::checkpoint::write_weighting_description(&dir, &config).unwrap();
+    std::fs::copy(fixtures().join("tiny-gpt2/tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+
+    let text = "In 1879, Albert Einstein was born in Ulm; he won the Nobel Prize in 1921.";
+    let base = camels_model::hf::read_base_config_at(&gguf).unwrap();
+    let smol = camels_model::hf::load_tokenizer(&gguf, &base).unwrap();
+    let target = smol.encode_with_offsets(text).unwrap();
+    let encoded = camels_data::Encoded { ids: target.ids.clone(), offsets: target.offsets.clone() };
+    let weigher = Weigher::<Cpu>::new(&WeightStrategy::Camels(dir.clone()), &[text], &device).unwrap();
+    let weights = weigher.weigh(text, &encoded).unwrap();
+
+    let own = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap().encode_with_offsets(text).unwrap();
+    let ids: Vec<i64> = own.ids.iter().map(|&i| i64::from(i)).collect();
+    let t = ids.len();
+    let direct = values(model.forward(
+        Tensor::<Cpu, 2, Int>::from_data(TensorData::new(ids, [1, t]), &device),
+        Tensor::<Cpu, 2>::ones([1, t], &device),
+    ));
+    let expected = carry_by_offsets(&own.offsets, &direct, &target.offsets, text.chars().count());
+    assert_eq!(weights.len(), target.ids.len());
+    assert!(max_abs_diff(&weights, &expected) < 1e-6, "{weights:?} vs {expected:?}");
+    let spread = weights.iter().copied().fold(f32::MIN, f32::max) - weights.iter().copied().fold(f32::MAX, f32::min);
+    assert!(spread > 1e-3, "weights are constant: {weights:?}");
+}

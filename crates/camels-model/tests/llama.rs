@@ -221,3 +221,22 @@ fn smollm2_gguf() -> Option<std::path::PathBuf> {
         None
     }
 }
+
+/// The weighting model's trunk cut from a base: its first blocks and the embedding, by HF name
+/// (`model.` prefix dropped), the blocks past it ignored; and its weights as the base's own.
+#[test]
+fn a_weighting_trunk_loads_the_first_blocks_of_a_llama_base() {
+    use camels_model::hf::load_trunk;
+    use camels_model::weighting::WeightingModelConfig;
+    let (model, config) = tiny(6);
+    let dir = scratch("llama-trunk");
+    save_base(&model, &config, None, &dir).unwrap();
+    let device = Default::default();
+    let w = WeightingModelConfig::new().with_trunk(config.with_num_layers(1)).init::<Cpu>(&device);
+    let trunk = load_trunk(w.trunk, &dir).unwrap();
+    let (base, cut) = (module_tensors(&model), module_tensors(&trunk));
+    assert_eq!(cut.len(), 2 + 9, "embedding, final norm and one block's nine tensors");
+    for (name, tensor) in &cut {
+        assert_eq!(&base[&format!("model.{name}")], tensor, "{name}");
+    }
+}
