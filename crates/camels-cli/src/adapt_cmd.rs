@@ -15,7 +15,7 @@ use camels_meta::eval::{
     EvalConfig, Prediction, QaItem, Summary, SwappedAnswers, answer_nlls, control_questions, evaluate_questions,
     fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
 };
-use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs};
+use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs, write_weights_jsonl};
 use camels_model::base::{BaseLm, MatmulPrecision};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use camels_model::generate::Decoding;
@@ -324,6 +324,7 @@ impl BackendJob for AdaptJob {
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let weigher = Weigher::<B>::new(&strategy, &texts, &device)?;
         let stream = weighted_docs(&weigher, &tokenizer.encoder(), &docs, config.max_doc_tokens)?;
+        write_weights_jsonl(&qa.out.join("weights.jsonl"), &docs, &stream, &tokenizer.encoder())?;
         tracing::info!(strategy = %strategy, docs = stream.len(), lr = config.lr, "adapting");
         let bar = indicatif::ProgressBar::new((stream.len() * config.epochs) as u64);
         bar.set_style(

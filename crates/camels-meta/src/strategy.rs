@@ -299,9 +299,67 @@ pub fn weighted_docs<B: Backend>(
         .collect()
 }
 
+/// Writes the token weights a run used as JSON lines, one document a line:
+/// `{"id", "tokens": [{"id", "text", "start", "end", "weight"}]}`, with character offsets into the
+/// document's text and `text` the characters the token covers, so that they can be inspected or
+/// replayed with another tool. `stream[i]` must be `documents[i]` weighted (as [`weighted_docs`]
+/// returns them); the file is written atomically.
+pub fn write_weights_jsonl(
+    path: &Path,
+    documents: &[Document],
+    stream: &[crate::adapt::WeightedDoc],
+    encoder: &dyn TextEncoder,
+) -> Result<()> {
+    let mut out = String::new();
+    for (doc, weighted) in documents.iter().zip(stream) {
+        let encoded = encoder.encode(&doc.text)?;
+        let chars: Vec<char> = doc.text.chars().collect();
+        let tokens: Vec<serde_json::Value> = weighted
+            .ids
+            .iter()
+            .zip(&weighted.weights)
+            .zip(&encoded.offsets)
+            .map(|((&id, &weight), &(start, end))| {
+                let text: String = chars[start.min(chars.len())..end.min(chars.len())].iter().collect();
+                serde_json::json!({"id": id, "text": text, "start": start, "end": end, "weight": weight})
+            })
+            .collect();
+        out.push_str(&serde_json::json!({"id": weighted.id, "tokens": tokens}).to_string());
+        out.push('\n');
+    }
+    Ok(camels_model::hf::write_atomic(path, out.as_bytes())?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_jsonl_names_each_tokens_text_offsets_and_weight() {
+        let doc = Document {
+            id: "d1".into(),
+            title: None,
+            text: "Café 42".into(),
+            questions: vec![],
+            meta: Default::default(),
+        };
+        let encoded = camels_data::ByteEncoder.encode(&doc.text).unwrap();
+        let weights: Vec<f32> = (0..encoded.ids.len()).map(|i| i as f32 / 10.0).collect();
+        let stream = vec![crate::adapt::WeightedDoc { id: "d1".into(), ids: encoded.ids.clone(), weights }];
+        let path = std::env::temp_dir().join(format!("camels-weights-{}.jsonl", std::process::id()));
+        write_weights_jsonl(&path, std::slice::from_ref(&doc), &stream, &camels_data::ByteEncoder).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(line["id"], "d1");
+        let tokens = line["tokens"].as_array().unwrap();
+        assert_eq!(tokens.len(), 8, "é is two bytes, so two byte tokens");
+        assert_eq!(
+            (tokens[3]["text"].as_str(), tokens[3]["start"].as_u64(), tokens[4]["end"].as_u64()),
+            (Some("é"), Some(3), Some(4))
+        );
+        assert_eq!(tokens[7]["text"], "2");
+        assert!((tokens[7]["weight"].as_f64().unwrap() - 0.7).abs() < 1e-6);
+    }
 
     #[test]
     fn strategies_parse() {
