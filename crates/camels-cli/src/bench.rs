@@ -80,9 +80,12 @@ pub enum BenchCommand {
         /// Base model size.
         #[arg(long, default_value = "distilgpt2")]
         preset: String,
-        /// Weighting model trunk size.
+        /// Weighting model trunk size (a preset of any family; its vocabulary becomes the base's).
         #[arg(long, default_value = "distilgpt2")]
         weighting: String,
+        /// Keep only the trunk's first N blocks (0: all), as `weighting.n_layer` does.
+        #[arg(long, default_value_t = 0)]
+        weighting_layers: usize,
         /// Documents per meta-step (K).
         #[arg(long, default_value_t = 6)]
         docs: usize,
@@ -266,6 +269,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::MetaStep {
             preset,
             weighting,
+            weighting_layers,
             docs,
             seq,
             qa_len,
@@ -279,6 +283,11 @@ pub fn run(command: BenchCommand) -> Result<()> {
         } => {
             let config = BaseConfig::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
             let trunk = BaseConfig::preset(&weighting).with_context(|| format!("unknown preset `{weighting}`"))?;
+            let trunk = match weighting_layers {
+                0 => trunk,
+                n => trunk.with_num_layers(n),
+            }
+            .with_vocab_size(config.vocab_size());
             let meta_mode = match mode.as_str() {
                 "exact" => MetaGradMode::Exact,
                 "central-difference" => MetaGradMode::central_difference(),

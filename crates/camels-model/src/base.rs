@@ -318,6 +318,24 @@ impl BaseConfig {
             Self::Llama(c) => BaseTrunk::Llama(c.init_trunk(device)),
         }
     }
+    /// The same configuration with a vocabulary of `n` tokens (a trunk that reads another model's ids).
+    pub fn with_vocab_size(&self, n: usize) -> Self {
+        match self {
+            Self::Gpt2(c) => Self::Gpt2(Gpt2Config {
+                vocab_size: n,
+                eos_token_id: c.eos_token_id.min(n.saturating_sub(1) as u32),
+                ..c.clone()
+            }),
+            Self::Llama(c) => Self::Llama(LlamaConfig {
+                vocab_size: n,
+                eos_token_id: c.eos_token_id.min(n.saturating_sub(1) as u32),
+                pad_token_id: None,
+                bos_token_id: None,
+                ..c.clone()
+            }),
+        }
+    }
+
     /// The same configuration with its first `n` blocks only (a weighting-model trunk cut from a base).
     pub fn with_num_layers(&self, n: usize) -> Self {
         match self {
