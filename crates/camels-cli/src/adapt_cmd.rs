@@ -10,11 +10,12 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use camels_data::{Document, Format, Shuffle, StreamConfig, build_stream, read_any};
 use camels_meta::EncoderExt;
-use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt};
+use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt, check_resumable, params_finite};
 use camels_meta::eval::{
-    EvalConfig, Prediction, QaItem, Summary, SwappedAnswers, answer_nlls, control_questions, evaluate_questions,
-    fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
+    EvalConfig, InputReport, Prediction, QaItem, Summary, SwappedAnswers, answer_nlls, control_questions,
+    evaluate_questions, fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
 };
+use camels_meta::lock::RunLock;
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs, write_weights_jsonl};
 use camels_model::base::{BaseLm, MatmulPrecision};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
@@ -164,6 +165,16 @@ fn adapt_config(args: &AdaptArgs) -> Result<AdaptConfig> {
     Ok(config)
 }
 
+/// Refuses generation settings that would ask no question or generate nothing.
+fn check_qa_args(qa: &QaArgs) -> Result<()> {
+    for (flag, value) in
+        [("--eval-batch", qa.eval_batch), ("--max-new-tokens", qa.max_new_tokens), ("--num-beams", qa.num_beams)]
+    {
+        anyhow::ensure!(value > 0, "{flag} 0: must be at least 1");
+    }
+    Ok(())
+}
+
 fn eval_config(qa: &QaArgs) -> EvalConfig {
     let decoding = if qa.top_k > 0 {
         Decoding::TopK { k: qa.top_k, temperature: 1.0, seed: qa.seed }
@@ -175,8 +186,18 @@ fn eval_config(qa: &QaArgs) -> EvalConfig {
     EvalConfig { decoding, max_new_tokens: qa.max_new_tokens, batch_size: qa.eval_batch, ..EvalConfig::default() }
 }
 
-fn read_stream(qa: &QaArgs) -> Result<Vec<Document>> {
+/// Warns about the malformed records a reader skipped, and keeps its report for `summary.json`.
+fn note_input(report: &camels_data::ReadReport, inputs: &mut Vec<InputReport>) {
+    let input = InputReport::of(report);
+    if let Some(line) = input.skipped_line() {
+        tracing::warn!("{line}");
+    }
+    inputs.push(input);
+}
+
+fn read_stream(qa: &QaArgs, inputs: &mut Vec<InputReport>) -> Result<Vec<Document>> {
     let dataset = read_any(&qa.stream, qa.format, false).with_context(|| format!("reading {}", qa.stream.display()))?;
+    note_input(&dataset.report, inputs);
     let documents = if qa.sample {
         let config = StreamConfig { seed: qa.seed, shuffle: Shuffle::Groups, downsample_to: qa.n_docs, dedup: true };
         build_stream(dataset.documents, &config)
@@ -191,11 +212,12 @@ fn read_stream(qa: &QaArgs) -> Result<Vec<Document>> {
     Ok(documents)
 }
 
-fn read_unrelated(qa: &QaArgs) -> Result<Vec<String>> {
+fn read_unrelated(qa: &QaArgs, inputs: &mut Vec<InputReport>) -> Result<Vec<String>> {
     match &qa.unrelated {
         None => Ok(Vec::new()),
         Some(path) => {
             let dataset = read_any(path, None, false).with_context(|| format!("reading {}", path.display()))?;
+            note_input(&dataset.report, inputs);
             Ok(dataset.documents.into_iter().map(|d| d.text).collect())
         }
     }
@@ -212,19 +234,28 @@ fn print_summary(summary: &Summary, json: bool) -> Result<()> {
         return Ok(());
     }
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-    let mut rows = vec![
-        ("strategy", summary.strategy.clone()),
-        ("lr", format!("{:e}", summary.lr)),
-        ("documents", summary.n_docs.to_string()),
-        ("documents skipped (non-finite)", summary.docs_skipped.to_string()),
-        ("documents skipped (< 2 tokens)", summary.docs_too_short.to_string()),
+    let adapted = summary.strategy != "none"; // `eval` adapts nothing: no lr, no skipped documents
+    let mut rows = vec![("strategy", summary.strategy.clone())];
+    if adapted {
+        rows.extend([
+            ("lr", format!("{:e}", summary.lr)),
+            ("documents", summary.n_docs.to_string()),
+            ("documents skipped (non-finite)", summary.docs_skipped.to_string()),
+            ("documents skipped (< 2 tokens)", summary.docs_too_short.to_string()),
+        ]);
+    } else {
+        rows.push(("documents", summary.n_docs.to_string()));
+    }
+    rows.extend([
         ("questions", summary.n_questions.to_string()),
         ("EM, lenient prefix (reference) %", format!("{:.2}", summary.em)),
         ("EM, strict (SQuAD script) %", format!("{:.2}", summary.em_strict)),
         ("F1 %", format!("{:.2}", summary.f1)),
         ("answer NLL before", opt(summary.answer_nll_before)),
         ("answer NLL after", format!("{:.4}", summary.answer_nll_after)),
-    ];
+    ]);
+    let skipped: usize = summary.inputs.iter().map(|i| i.skipped).sum();
+    rows.push(("input records skipped (malformed)", skipped.to_string()));
     if summary.swapped_questions > 0 {
         rows.extend([
             ("swapped questions (another document's answer)", summary.swapped_questions.to_string()),
@@ -240,15 +271,20 @@ fn print_summary(summary: &Summary, json: bool) -> Result<()> {
             ("control answer NLL after", opt(summary.control_answer_nll_after)),
         ]);
     }
-    rows.extend([
-        ("unrelated perplexity before", opt(summary.unrelated_ppl_before)),
-        ("unrelated perplexity after", opt(summary.unrelated_ppl_after)),
-        ("adaptation tokens/s", format!("{:.1}", summary.adapt_tokens_per_s)),
-        ("QA questions/s", format!("{:.2}", summary.questions_per_s)),
-    ]);
+    if adapted {
+        rows.push(("unrelated perplexity before", opt(summary.unrelated_ppl_before)));
+    }
+    rows.push(("unrelated perplexity after", opt(summary.unrelated_ppl_after)));
+    if adapted {
+        rows.push(("adaptation tokens/s", format!("{:.1}", summary.adapt_tokens_per_s)));
+    }
+    rows.push(("QA questions/s", format!("{:.2}", summary.questions_per_s)));
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in rows {
         println!("{key:<width$}  {value}");
+    }
+    for line in summary.inputs.iter().filter_map(InputReport::skipped_line) {
+        println!("{line}");
     }
     Ok(())
 }
@@ -268,7 +304,18 @@ fn evaluate<B: Backend>(
 ) -> Result<(Vec<Prediction>, Option<f64>, f64)> {
     let items = questions_of(docs);
     let started = Instant::now();
-    let predictions = evaluate_questions(model, tokenizer, &items, config, device)?;
+    // In chunks of whole generation batches (the same batches as one call), to show progress.
+    let bar = indicatif::ProgressBar::new(items.len() as u64); // drawn on a terminal only
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} questions  {per_sec}  eta {eta}")
+            .expect("valid template"),
+    );
+    let mut predictions = Vec::with_capacity(items.len());
+    for chunk in items.chunks(config.batch_size.max(1) * 4) {
+        predictions.extend(evaluate_questions(model, tokenizer, chunk, config, device)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let ppl = if unrelated.is_empty() {
         None
@@ -284,24 +331,29 @@ impl BackendJob for AdaptJob {
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let args = self.args;
         let qa = &args.qa;
+        check_qa_args(qa)?;
         let config = adapt_config(&args)?;
         anyhow::ensure!(
             args.stop_after.is_none() || config.checkpoint_every > 0,
             "--stop-after needs --checkpoint-every: without checkpoints a stopped run cannot resume"
         );
+        let _lock = RunLock::acquire(&qa.out)?; // one writer per output directory
+        let checkpoint_dir = qa.out.join("checkpoint");
+        check_resumable(&checkpoint_dir, &config)?; // before any evaluation: a mismatch fails at once
         let strategy: WeightStrategy = args.weights.parse()?;
         let (model, model_config) = load_base::<Autodiff<B>>(&qa.base, &device)
             .with_context(|| format!("loading the model in {}", qa.base.display()))?;
         let tokenizer = load_tokenizer(&qa.base, &model_config)?;
-        let docs = read_stream(qa)?;
-        let unrelated = read_unrelated(qa)?;
+        let mut inputs = Vec::new();
+        let docs = read_stream(qa, &mut inputs)?;
+        let unrelated = read_unrelated(qa, &mut inputs)?;
         let eval = eval_config(qa);
-        std::fs::create_dir_all(&qa.out).with_context(|| format!("creating {}", qa.out.display()))?;
 
         let control_items = match &args.control {
             Some(path) => {
                 let mut control = read_any(path, args.control_format, false)
                     .with_context(|| format!("reading {}", path.display()))?;
+                note_input(&control.report, &mut inputs);
                 control.documents.truncate(args.control_n_docs.unwrap_or(usize::MAX));
                 control_questions(&docs, &control.documents, path)?
             }
@@ -338,7 +390,7 @@ impl BackendJob for AdaptJob {
             }
         };
         let control = RunControl {
-            checkpoint_dir: (config.checkpoint_every > 0).then(|| qa.out.join("checkpoint")),
+            checkpoint_dir: (config.checkpoint_every > 0).then(|| checkpoint_dir.clone()),
             stop_after: args.stop_after,
             progress: Some(&mut on_progress),
         };
@@ -347,6 +399,16 @@ impl BackendJob for AdaptJob {
         if !report.skipped.is_empty() {
             tracing::warn!(n = report.skipped.len(), ids = ?report.skipped, "documents skipped for a non-finite loss");
         }
+        // A run that skipped most of its stream diverged: its numbers would look like a result.
+        anyhow::ensure!(
+            report.skipped.len() * 2 <= report.docs_done.min(stream.len()),
+            "adaptation diverged: {} of {} documents had a non-finite loss or gradient and were skipped \
+             (first: {}); lr {:e} is probably too high. Nothing was evaluated or saved",
+            report.skipped.len(),
+            report.docs_done.min(stream.len()),
+            report.skipped.first().map_or("-", String::as_str),
+            config.lr
+        );
         if !report.too_short.is_empty() {
             tracing::warn!(n = report.too_short.len(), ids = ?report.too_short, "documents skipped: fewer than 2 tokens");
         }
@@ -356,13 +418,18 @@ impl BackendJob for AdaptJob {
                 "stopped after {} of {} documents; rerun the same command to resume from {}",
                 report.docs_done,
                 stream.len() * config.epochs,
-                qa.out.join("checkpoint").display()
+                checkpoint_dir.display()
             );
             return Ok(None);
         }
         let model = model.valid();
         if args.save_model {
             let dir = qa.out.join("model");
+            anyhow::ensure!(
+                params_finite(&model),
+                "the adapted model has non-finite weights; not writing it to {} (lower the learning rate)",
+                dir.display()
+            );
             save_base(&model, &model_config, Some(&tokenizer), &dir)?;
             tracing::info!("adapted model written to {}", dir.display());
         }
@@ -405,6 +472,7 @@ impl BackendJob for AdaptJob {
             adapt_tokens_per_s: report.tokens as f64 / report.seconds.max(1e-9),
             questions_per_s: predictions.len() as f64 / qa_seconds.max(1e-9),
             decoding: format!("{:?}", eval.decoding),
+            inputs,
             ..Summary::default()
         }
         .with_predictions(&predictions);
@@ -421,13 +489,15 @@ impl BackendJob for EvalJob {
     type Output = Result<Summary>;
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let qa = &self.qa;
+        check_qa_args(qa)?;
+        let _lock = RunLock::acquire(&qa.out)?; // one writer per output directory
         let (model, model_config) =
             load_base::<B>(&qa.base, &device).with_context(|| format!("loading the model in {}", qa.base.display()))?;
         let tokenizer = load_tokenizer(&qa.base, &model_config)?;
-        let docs = read_stream(qa)?;
-        let unrelated = read_unrelated(qa)?;
+        let mut inputs = Vec::new();
+        let docs = read_stream(qa, &mut inputs)?;
+        let unrelated = read_unrelated(qa, &mut inputs)?;
         let eval = eval_config(qa);
-        std::fs::create_dir_all(&qa.out).with_context(|| format!("creating {}", qa.out.display()))?;
         let (predictions, ppl, seconds) = evaluate(&model, &tokenizer, &docs, &unrelated, &eval, &device)?;
         write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
         let summary = Summary {
@@ -436,6 +506,7 @@ impl BackendJob for EvalJob {
             unrelated_ppl_after: ppl,
             questions_per_s: predictions.len() as f64 / seconds.max(1e-9),
             decoding: format!("{:?}", eval.decoding),
+            inputs,
             ..Summary::default()
         }
         .with_predictions(&predictions);

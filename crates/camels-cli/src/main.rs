@@ -119,13 +119,42 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    match cli.command {
+    // Colours only on a terminal: a redirected log stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error_message(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, each cause once: a cause whose text the message already
+/// holds (an OS error a located error quoted) is not repeated, and no backtrace is printed.
+fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Info { base } => info(&base),
         Command::Generate { base, prompt, max_new_tokens, num_beams, device } => {
             let job = GenerateJob { base, prompts: prompt, max_new_tokens, num_beams };
@@ -160,6 +189,23 @@ fn info(base: &std::path::Path) -> Result<()> {
         config.max_positions()
     );
     println!("parameters: {}", group_thousands(config.num_params()));
+    let stored = camels_model::hf::stored_weights(base)?;
+    println!(
+        "weights: {} ({} tensors, {} parameters)",
+        stored.file.display(),
+        stored.tensors,
+        group_thousands(stored.parameters)
+    );
+    // A tied head may be stored again as lm_head.weight (output.weight in GGUF).
+    let head = config.vocab_size() * config.hidden_size();
+    let expected = config.num_params();
+    anyhow::ensure!(
+        stored.parameters == expected || (stored.has_lm_head && stored.parameters == expected + head),
+        "{}: holds {} parameters, but its configuration implies {}: the weights do not match the config",
+        stored.file.display(),
+        group_thousands(stored.parameters),
+        group_thousands(expected)
+    );
     match camels_model::hf::load_tokenizer(base, &config) {
         Ok(tokenizer) => println!("tokenizer: {} tokens, eos {}", tokenizer.vocab_size(), tokenizer.eos_id()),
         Err(e) => println!("tokenizer: none ({e})"),

@@ -85,6 +85,9 @@ pub fn meta_train_cmd(args: MetaTrainArgs) -> Result<()> {
         summary.step,
         out.display()
     );
+    for line in summary.inputs.iter().filter_map(|i| i.skipped_line()) {
+        println!("{line} (all in {})", out.join("inputs.json").display());
+    }
     Ok(())
 }
 

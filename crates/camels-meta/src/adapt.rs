@@ -449,6 +449,67 @@ fn recorder_error(path: &Path, e: impl std::fmt::Display) -> MetaError {
     MetaError::Parse { path: path.into(), field: "-".into(), message: e.to_string() }
 }
 
+/// The error for a checkpoint written with `saved` resumed with `now`: every differing field named
+/// with both values, and how to start afresh.
+fn config_mismatch(state_path: PathBuf, saved: &AdaptConfig, now: &AdaptConfig) -> MetaError {
+    let (a, b) = (serde_json::to_value(saved).unwrap_or_default(), serde_json::to_value(now).unwrap_or_default());
+    let mut fields = Vec::new();
+    if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+        for (key, value) in a {
+            let other = b.get(key).cloned().unwrap_or_default();
+            if *value != other {
+                fields.push(format!("{key} = {value} in the checkpoint, {other} now"));
+            }
+        }
+    }
+    let dir = state_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    MetaError::CheckpointMismatch {
+        path: state_path,
+        reason: format!(
+            "the adaptation config differs ({}); rerun with the checkpoint's settings to resume, or delete {} \
+             (or pick another --out) to start afresh",
+            fields.join("; "),
+            dir.display()
+        ),
+    }
+}
+
+/// Checks, before any work, that the resume checkpoint in `dir` (if any) was written with `config`;
+/// [`adapt`] checks it again, with the stream and base, when it loads it.
+pub fn check_resumable(dir: &Path, config: &AdaptConfig) -> Result<()> {
+    let state_path = dir.join("state.json");
+    if !state_path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&state_path).map_err(io(&state_path))?;
+    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| MetaError::Parse {
+        path: state_path.clone(),
+        field: "-".into(),
+        message: e.to_string(),
+    })?;
+    if &state.config != config {
+        return Err(config_mismatch(state_path, &state.config, config));
+    }
+    Ok(())
+}
+
+/// Whether every float parameter of `model` is finite (a diverged model is never saved).
+pub fn params_finite<B: Backend, M: Module<B>>(model: &M) -> bool {
+    struct Finite(bool);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Finite {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+            if self.0 {
+                // p − p is 0 where p is finite and NaN where it is infinite or NaN.
+                let value = p.val();
+                self.0 = (value.clone() - value).sum().into_scalar().elem::<f64>().is_finite();
+            }
+        }
+    }
+    let mut visitor = Finite(true);
+    model.visit(&mut visitor);
+    visitor.0
+}
+
 /// Reads the checkpoint in `dir` (if any) into `model` and `optim`.
 fn load_checkpoint<B: AutodiffBackend, O: Optimizer<BaseLm<B>, B>>(
     dir: &Path,
@@ -481,7 +542,7 @@ fn load_checkpoint<B: AutodiffBackend, O: Optimizer<BaseLm<B>, B>>(
         });
     }
     if &state.config != config {
-        return Err(MetaError::CheckpointMismatch { path: state_path, reason: "the adaptation config differs".into() });
+        return Err(config_mismatch(state_path, &state.config, config));
     }
     let device = model.devices().into_iter().next().expect("a model on a device");
     let model_path = dir.join(&state.model_file);

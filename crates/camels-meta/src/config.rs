@@ -413,8 +413,10 @@ impl MetaTrainConfig {
         if self.data.val_docs < self.inner.update_batch_size {
             return Err(config_error(path, "data.val_docs", "fewer than inner.update_batch_size"));
         }
-        if !(self.inner.inner_lr > 0.0 && self.outer.outer_lr > 0.0) {
-            return Err(config_error(path, "inner.inner_lr / outer.outer_lr", "must be positive"));
+        for (field, value) in [("inner.inner_lr", self.inner.inner_lr), ("outer.outer_lr", self.outer.outer_lr)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(config_error(path, field, format!("{value} must be positive and finite")));
+            }
         }
         if !is_trunk_preset(&self.weighting.preset) {
             return Err(config_error(path, "weighting.preset", format!("unknown preset `{}`", self.weighting.preset)));

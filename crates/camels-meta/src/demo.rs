@@ -963,12 +963,12 @@ fn write_results(out: &Path, results: &DemoResults, views: &[DocView], metrics: 
     let md = results_markdown(results);
     write_atomic(&out.join("results.md"), md.as_bytes())?;
     let mut table = String::from(
-        "<table><tr><th>base</th><th>strategy</th><th>lr</th><th>EM</th><th>EM strict</th><th>F1</th>\
+        "<table><tr><th>base</th><th>strategy</th><th>lr</th><th>EM (%)</th><th>EM strict (%)</th><th>F1 (%)</th>\
          <th>answer NLL before</th><th>answer NLL after</th><th>fact gain</th><th>unrelated ppl after</th></tr>\n",
     );
     for r in &results.rows {
         table.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{:.0e}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.4}</td>\
+            "<tr><td>{}</td><td>{}</td><td class=\"lr\">{:.0e}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.4}</td>\
              <td>{:.4}</td><td>{}</td><td>{:.3}</td></tr>\n",
             escape(&r.base),
             escape(&r.strategy),

@@ -67,6 +67,14 @@ pub enum MetaError {
         /// What differs.
         reason: String,
     },
+    /// A run directory that another process is writing.
+    #[error("{}: the run directory is in use by {holder}; wait for it to finish, stop it, or pick another --out", path.display())]
+    Locked {
+        /// The run directory.
+        path: std::path::PathBuf,
+        /// Who holds it (process id, start time, command line).
+        holder: String,
+    },
     /// A checkpoint that is missing a part or does not match the run.
     #[error("{}: {reason}", path.display())]
     Checkpoint {
@@ -75,6 +83,16 @@ pub enum MetaError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl MetaError {
+    /// The error with `at` (for example `meta-step 17`) added to a non-finite quantity's name.
+    pub fn at(self, at: &str) -> Self {
+        match self {
+            Self::NonFinite { what, value } => Self::NonFinite { what: format!("{what} at {at}"), value },
+            other => other,
+        }
+    }
 }
 
 /// Shorthand for results of this crate.

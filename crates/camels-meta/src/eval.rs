@@ -427,6 +427,60 @@ pub struct Summary {
     pub questions_per_s: f64,
     /// The decoding used.
     pub decoding: String,
+    /// What was read from each input file, with the malformed records skipped.
+    #[serde(default)]
+    pub inputs: Vec<InputReport>,
+}
+
+/// What a reader took from one input file, and the malformed records it skipped (counted, the
+/// first few located), so that a silent drop shows in `summary.json` and the printout.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputReport {
+    /// The file.
+    pub file: String,
+    /// The format it was read as.
+    pub format: String,
+    /// Records seen (questions, rows or lines).
+    pub records: usize,
+    /// Documents read.
+    pub documents: usize,
+    /// Questions read.
+    pub questions: usize,
+    /// Malformed records skipped.
+    pub skipped: usize,
+    /// The first skipped records' errors (file, record, field).
+    pub first_skipped: Vec<String>,
+}
+
+impl InputReport {
+    /// How many of the skipped records' errors are kept.
+    pub const FIRST: usize = 5;
+
+    /// The report of a reader.
+    pub fn of(report: &camels_data::ReadReport) -> Self {
+        Self {
+            file: report.path.display().to_string(),
+            format: format!("{:?}", report.format).to_lowercase(),
+            records: report.records,
+            documents: report.documents,
+            questions: report.questions,
+            skipped: report.skipped.len(),
+            first_skipped: report.skipped.iter().take(Self::FIRST).map(ToString::to_string).collect(),
+        }
+    }
+
+    /// One line: `FILE: N of M records skipped (first: …)`, or `None` when nothing was skipped.
+    pub fn skipped_line(&self) -> Option<String> {
+        (self.skipped > 0).then(|| {
+            format!(
+                "{}: {} of {} records skipped as malformed (first: {})",
+                self.file,
+                self.skipped,
+                self.records,
+                self.first_skipped.first().map_or("-", String::as_str)
+            )
+        })
+    }
 }
 
 impl Summary {

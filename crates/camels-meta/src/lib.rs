@@ -46,6 +46,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod eval;
+pub mod lock;
 pub mod metagrad;
 pub mod params;
 pub mod parity;

@@ -141,6 +141,20 @@ pub fn load_weighting_model<B: Backend>(
     let model = load_module(config.init::<B>(device), &dir.join("weighting.safetensors"), |p| vec![p.to_string()])?;
     let tokenizer_path = dir.join("tokenizer.json");
     let tokenizer = if tokenizer_path.exists() { Some(TextTokenizer::from_file(&tokenizer_path)?) } else { None };
+    if let Some(t) = &tokenizer
+        && t.vocab_size() > config.trunk.vocab_size()
+    {
+        return Err(MetaError::Config {
+            path: tokenizer_path,
+            field: "vocab_size".into(),
+            reason: format!(
+                "the tokenizer has {} tokens, more than the weighting model's {} embeddings ({})",
+                t.vocab_size(),
+                config.trunk.vocab_size(),
+                config_path.display()
+            ),
+        });
+    }
     Ok((model, tokenizer))
 }
 

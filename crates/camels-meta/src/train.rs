@@ -40,6 +40,8 @@ use serde::Serialize;
 use crate::checkpoint::{self, Pointer, TrainState, stable_param_ids};
 use crate::config::{MetaTrainConfig, expand_path};
 use crate::error::{MetaError, Result};
+use crate::eval::InputReport;
+use crate::lock::RunLock;
 use crate::metagrad::{MetaProblem, OuterLoss, Rows, meta_gradient_checkpointed, unroll, weighting_gradient};
 use crate::params::scalar;
 use crate::viz::{DocView, html_page, png_heatmap, token_views};
@@ -74,10 +76,19 @@ pub struct TrainData {
     pub locality: TokenBatch,
     /// Document length T.
     pub doc_len: usize,
+    /// What was read from each file (training, validation, locality), skipped records included.
+    pub inputs: Vec<InputReport>,
 }
 
-fn prepare(encoder: &dyn TextEncoder, path: &Path, config: &MetaTrainConfig, limit: usize) -> Result<Vec<PreparedDoc>> {
+fn prepare(
+    encoder: &dyn TextEncoder,
+    path: &Path,
+    config: &MetaTrainConfig,
+    limit: usize,
+    inputs: &mut Vec<InputReport>,
+) -> Result<Vec<PreparedDoc>> {
     let dataset = read_any(&expand_path(path)?, None, false)?;
+    inputs.push(InputReport::of(&dataset.report));
     let stream =
         build_stream(dataset.documents, &camels_data::StreamConfig { seed: config.run.seed, ..Default::default() });
     let docs: Vec<_> =
@@ -123,9 +134,19 @@ impl TrainData {
     /// Reads and tokenises the files `config.data` names.
     pub fn load(encoder: &dyn TextEncoder, config: &MetaTrainConfig) -> Result<Self> {
         let k = config.inner.update_batch_size;
-        let train = prepare(encoder, &config.data.train, config, usize::MAX)?;
+        let mut inputs = Vec::new();
+        let train = prepare(encoder, &config.data.train, config, usize::MAX, &mut inputs)?;
         let val_docs = config.data.val_docs / k * k;
-        let mut val = prepare(encoder, &config.data.val, config, val_docs)?;
+        let mut val = prepare(encoder, &config.data.val, config, val_docs, &mut inputs)?;
+        if val.len() < val_docs {
+            tracing::warn!(
+                "{}: data.val_docs = {} but the file has {} documents with questions; validating on {}",
+                config.data.val.display(),
+                config.data.val_docs,
+                val.len(),
+                val.len() / k * k
+            );
+        }
         val.truncate(val.len() / k * k);
         if val.is_empty() || train.len() < k {
             return Err(MetaError::Config {
@@ -134,10 +155,30 @@ impl TrainData {
                 reason: format!("{} training and {} validation documents for K = {k}", train.len(), val.len()),
             });
         }
-        let texts = camels_data::unrelated::read(&expand_path(&config.data.locality)?, false)?.documents;
-        let texts: Vec<&str> = texts.iter().map(|d| d.text.as_str()).collect();
+        let locality_path = expand_path(&config.data.locality)?;
+        let unrelated = camels_data::unrelated::read(&locality_path, false)?;
+        inputs.push(InputReport::of(&unrelated.report));
+        let texts = unrelated.documents;
+        let texts: Vec<&str> = texts.iter().map(|d| d.text.as_str()).filter(|t| !t.trim().is_empty()).collect();
+        if texts.is_empty() {
+            return Err(MetaError::Config {
+                path: locality_path,
+                field: "data.locality".into(),
+                reason: "the unrelated-text file holds no text: the locality (KL) term needs some".into(),
+            });
+        }
         let locality = locality_batch(encoder, &texts, config.data.locality_tokens)?;
-        Ok(Self { train, val, locality, doc_len: config.data.max_doc_tokens })
+        if locality.batch == 0 {
+            return Err(MetaError::Config {
+                path: locality_path,
+                field: "data.locality".into(),
+                reason: format!(
+                    "the unrelated text makes no window of data.locality_tokens = {}",
+                    config.data.locality_tokens
+                ),
+            });
+        }
+        Ok(Self { train, val, locality, doc_len: config.data.max_doc_tokens, inputs })
     }
 }
 
@@ -372,6 +413,8 @@ pub struct TrainSummary {
     pub finished: bool,
     /// Every validation of this call.
     pub validations: Vec<Validation>,
+    /// What was read from each input file, skipped records included (also in `inputs.json`).
+    pub inputs: Vec<InputReport>,
 }
 
 type Opt<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, WeightingModel<Autodiff<B>>, Autodiff<B>>;
@@ -421,6 +464,28 @@ fn resumable(config: &MetaTrainConfig) -> MetaTrainConfig {
     c
 }
 
+/// Refuses token lengths that do not fit the base's context (`base_context`) or the weighting
+/// model's (`weighting_context`), naming the field, its value and the limit.
+fn check_context(config: &MetaTrainConfig, path: &Path, base_context: usize, weighting_context: usize) -> Result<()> {
+    let d = &config.data;
+    for (field, value, limit, model) in [
+        ("data.max_doc_tokens", d.max_doc_tokens, base_context.min(weighting_context), "base LM and weighting model"),
+        ("data.qa_max_len", d.qa_max_len, base_context, "base LM"),
+        ("data.locality_tokens", d.locality_tokens, base_context, "base LM"),
+    ] {
+        if value > limit {
+            return Err(MetaError::Config {
+                path: path.into(),
+                field: field.into(),
+                reason: format!(
+                    "{value} tokens do not fit the {model}'s context of {limit} positions; set {field} <= {limit}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Meta-trains φ as `config` says, in `run_dir` (resuming from `checkpoints/last.json` when present),
 /// on backend `B` (φ on `Autodiff<B>`, the base LM's meta-gradient on `Autodiff<Autodiff<B>>`).
 pub fn meta_train<B: Backend>(
@@ -430,7 +495,7 @@ pub fn meta_train<B: Backend>(
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<TrainSummary> {
     type A<B> = Autodiff<B>;
-    std::fs::create_dir_all(run_dir).map_err(io(run_dir))?;
+    let _lock = RunLock::acquire(run_dir)?; // one writer per run directory, until we return
     let config_path = run_dir.join("config.toml");
     if config_path.exists() {
         let saved = MetaTrainConfig::from_file(&config_path, &[])?;
@@ -451,10 +516,18 @@ pub fn meta_train<B: Backend>(
     let theta0 = theta0.with_precision(config.inner.matmul_precision);
     let tokenizer = load_tokenizer(&base_dir, &base_config)?;
     let encoder = &tokenizer.encoder();
+    let w_config = config.weighting_model(&base_config);
+    check_context(config, &config_path, base_config.max_positions(), w_config.trunk.max_positions())?;
     let data = TrainData::load(encoder, config)?;
+    let inputs_path = run_dir.join("inputs.json");
+    let inputs_json = serde_json::to_vec_pretty(&data.inputs).map_err(|e| MetaError::Parse {
+        path: inputs_path.clone(),
+        field: "-".into(),
+        message: e.to_string(),
+    })?;
+    camels_model::hf::write_atomic(&inputs_path, &inputs_json)?;
 
     B::seed(device, config.run.seed);
-    let w_config = config.weighting_model(&base_config);
     let mut phi: WeightingModel<A<B>> = w_config.init(device);
     if !config.weighting.init_from.as_os_str().is_empty() {
         phi.trunk = load_trunk(phi.trunk, &expand_path(&config.weighting.init_from)?)?;
@@ -496,7 +569,9 @@ pub fn meta_train<B: Backend>(
     let stop = if config.run.stop_after > 0 { config.run.stop_after.min(total) } else { total };
     let mut accumulator = GradientsAccumulator::<WeightingModel<A<B>>>::new();
     let mut validations = Vec::new();
-    let uniform = validate_with::<B>(encoder, config, &data, &theta0, None, device)?.outer;
+    let uniform = validate_with::<B>(encoder, config, &data, &theta0, None, device)
+        .map_err(|e| e.at(&format!("the uniform-weight validation before meta-step {}", state.step + 1)))?
+        .outer;
     let started = Instant::now();
 
     while state.step < stop {
@@ -509,7 +584,8 @@ pub fn meta_train<B: Backend>(
 
         let weights = doc_weights(&phi.valid(), &docs, device); // K × [1, T]
         let weight_mean = weights.iter().map(|w| scalar(w.clone().mean())).sum::<f64>() / k as f64;
-        let grad = meta_gradient_checkpointed(&theta, &weights, &problem, mode, config.inner.store_theta_every)?;
+        let grad = meta_gradient_checkpointed(&theta, &weights, &problem, mode, config.inner.store_theta_every)
+            .map_err(|e| e.at(&format!("meta-step {} (documents {indices:?})", s + 1)))?;
         let scale = 1.0 / config.outer.grad_acc as f32;
         let dj_dw: Vec<Vec<f32>> = grad.dj_dw.iter().map(|a| a.iter().map(|x| x * scale).collect()).collect();
         let phi_grads = weighting_gradient(&phi, &problem.docs, &dj_dw, device)?;
@@ -538,7 +614,8 @@ pub fn meta_train<B: Backend>(
         if step.is_multiple_of(config.run.val_every) || step == total {
             let phi_valid = phi.valid();
             let ValRun { outer, qa_before, qa_after, kl, weights } =
-                validate_with::<B>(encoder, config, &data, &theta0, Some(&phi_valid), device)?;
+                validate_with::<B>(encoder, config, &data, &theta0, Some(&phi_valid), device)
+                    .map_err(|e| e.at(&format!("the validation after meta-step {}", state.step)))?;
             let (answer_weight, other_weight) = weight_mass(&data.val, &weights);
             let (n_answer, n_other) = data.val.iter().fold((0usize, 0usize), |(a, o), d| {
                 let answers = d.answer.iter().skip(1).filter(|&&x| x).count();
@@ -585,7 +662,7 @@ pub fn meta_train<B: Backend>(
             on_event(&Event::Checkpoint { name: "last", dir: checkpoint::checkpoints_dir(run_dir).join(&pointer.dir) });
         }
     }
-    Ok(TrainSummary { step: state.step, finished: state.step >= total, validations })
+    Ok(TrainSummary { step: state.step, finished: state.step >= total, validations, inputs: data.inputs })
 }
 
 fn write_weight_pages(

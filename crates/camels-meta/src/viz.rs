@@ -73,7 +73,7 @@ fn max_weight(docs: &[DocView]) -> f32 {
 pub const PAGE_STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:2em auto}\
      .doc{white-space:pre-wrap;font-family:monospace;line-height:1.7;border:1px solid #ccc;padding:.5em}\
      .t.a{text-decoration:underline;text-decoration-color:#06c;text-decoration-thickness:2px}\
-     table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}";
+     table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}td.lr{white-space:nowrap}";
 
 /// A self-contained HTML page: `summary` (plain text) on top, then every document with one
 /// `<span class="t">` per token, coloured by weight relative to the largest on the page.

@@ -41,6 +41,10 @@ pub enum MatmulPrecision {
     F16,
 }
 
+/// The largest size a configuration may give any dimension (vocabulary, context, widths, layers):
+/// 2²⁴. Larger values are typos or corrupt files, and would overflow memory before any check.
+pub const MAX_DIM: usize = 1 << 24;
+
 impl MatmulPrecision {
     /// `lhs · rhs` at this precision, returned as f32.
     ///

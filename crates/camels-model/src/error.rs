@@ -113,6 +113,18 @@ pub enum ModelError {
     /// Inputs of the wrong shape were passed to a model.
     #[error("shape error: {0}")]
     Shape(String),
+    /// A sequence longer than the model's context.
+    #[error("{what} of {length} tokens does not fit the model's context of {limit} positions: {hint}")]
+    ContextExceeded {
+        /// What was too long (`prompt`, `data.max_doc_tokens`).
+        what: String,
+        /// Its length in tokens.
+        length: usize,
+        /// The model's context (`n_positions`, `max_position_embeddings`).
+        limit: usize,
+        /// How to fix it.
+        hint: String,
+    },
     /// A backend was requested that this build does not include.
     #[error(
         "device `{requested}` is not available in this build (built with: {available}); rebuild with `--features {requested}`"

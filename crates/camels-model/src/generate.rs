@@ -128,6 +128,7 @@ pub fn generate<B: Backend>(
     config: &GenerateConfig,
     device: &B::Device,
 ) -> Result<Vec<Vec<u32>>> {
+    let config = &fit_context(config, prompts, model.max_positions())?;
     match config.decoding {
         Decoding::Greedy => sample_like(model, prompts, config, device, |logp, _| argmax(logp)),
         Decoding::TopK { k, temperature, seed } => {
@@ -138,6 +139,32 @@ pub fn generate<B: Backend>(
             beam_search(model, prompts, config, num_beams, length_penalty, device)
         }
     }
+}
+
+/// `config` with `max_new_tokens` cut so that the longest prompt and its continuation fit the
+/// model's `context` (with a warning); an error when a prompt alone fills the context.
+fn fit_context(config: &GenerateConfig, prompts: &[Vec<u32>], context: usize) -> Result<GenerateConfig> {
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if longest >= context {
+        return Err(ModelError::ContextExceeded {
+            what: "prompt".into(),
+            length: longest,
+            limit: context,
+            hint: "shorten the prompt: at least one position must be left for a new token".into(),
+        });
+    }
+    let room = context - longest;
+    let mut fitted = *config;
+    if config.max_new_tokens > room {
+        tracing::warn!(
+            max_new_tokens = config.max_new_tokens,
+            prompt_tokens = longest,
+            context,
+            "generation would run past the model's context: {room} new tokens at most"
+        );
+        fitted.max_new_tokens = room;
+    }
+    Ok(fitted)
 }
 
 fn argmax(values: &[f32]) -> u32 {

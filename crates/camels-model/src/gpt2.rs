@@ -119,6 +119,9 @@ impl Gpt2Config {
             if value == 0 {
                 return Err(bad(field, "must be positive".into()));
             }
+            if value > crate::base::MAX_DIM {
+                return Err(bad(field, format!("{value} is implausibly large (at most {})", crate::base::MAX_DIM)));
+            }
         }
         if self.eos_token_id as usize >= self.vocab_size {
             return Err(bad("eos_token_id", format!("{} is outside the vocabulary", self.eos_token_id)));

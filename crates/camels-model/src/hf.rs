@@ -473,6 +473,60 @@ pub fn load_base<B: Backend>(path: &Path, device: &B::Device) -> Result<(BaseLm<
     Ok((model, config))
 }
 
+/// What a base's weight file holds, read from its header only (safetensors) or its tensor infos
+/// (GGUF): the file, the number of tensors and of parameters (HF's buffers left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWeights {
+    /// The weight file.
+    pub file: PathBuf,
+    /// Tensors in it.
+    pub tensors: usize,
+    /// Parameters in them.
+    pub parameters: usize,
+    /// Whether it holds a separate `lm_head.weight` (a tied head saved twice, or an untied one).
+    pub has_lm_head: bool,
+}
+
+/// Reads the header of a base's weight file (`model.safetensors` of a directory, a `.safetensors`
+/// file, or a `.gguf` file) without loading the weights.
+pub fn stored_weights(path: &Path) -> Result<StoredWeights> {
+    if is_gguf(path) {
+        let gguf = crate::gguf::GgufFile::open(path)?;
+        let parameters = gguf.tensors.iter().map(|t| t.num_elements()).sum();
+        let has_lm_head = gguf.tensors.iter().any(|t| t.name == "output.weight");
+        return Ok(StoredWeights { file: path.into(), tensors: gguf.tensors.len(), parameters, has_lm_head });
+    }
+    use std::io::Read;
+    let (_, file) = checkpoint_paths(path)?;
+    let bad = |reason: String| ModelError::NotSafetensors { path: file.clone(), reason };
+    let mut reader = std::fs::File::open(&file).map_err(|e| ModelError::io(&file, e))?;
+    let size = reader.metadata().map_err(|e| ModelError::io(&file, e))?.len();
+    let mut len = [0u8; 8];
+    reader.read_exact(&mut len).map_err(|e| bad(format!("no 8-byte header length ({e})")))?;
+    let len = u64::from_le_bytes(len);
+    if len > size.saturating_sub(8) || len > 100 << 20 {
+        return Err(bad(format!("header length {len} does not fit the file's {size} bytes")));
+    }
+    let mut header = vec![0u8; len as usize];
+    reader.read_exact(&mut header).map_err(|e| bad(format!("truncated header ({e})")))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header is not a JSON object ({e})")))?;
+    let (mut tensors, mut parameters, mut has_lm_head) = (0, 0usize, false);
+    for (name, info) in header.iter().filter(|(name, _)| name.as_str() != "__metadata__") {
+        let shape =
+            info.get("shape").and_then(|s| s.as_array()).ok_or_else(|| bad(format!("`{name}` has no shape")))?;
+        let elements = shape.iter().try_fold(1usize, |n, d| d.as_u64().and_then(|d| n.checked_mul(d as usize)));
+        let elements = elements.ok_or_else(|| bad(format!("`{name}` has a malformed shape {shape:?}")))?;
+        has_lm_head |= name == "lm_head.weight";
+        if is_ignored_key(name) && name != "lm_head.weight" {
+            continue;
+        }
+        tensors += 1;
+        parameters += elements;
+    }
+    Ok(StoredWeights { file, tensors, parameters, has_lm_head })
+}
+
 /// Reads a base's configuration only (no weights): `config.json` of a directory, or a GGUF's metadata.
 pub fn read_base_config_at(path: &Path) -> Result<BaseConfig> {
     if is_gguf(path) {
@@ -561,6 +615,12 @@ pub fn save_base<B: Backend>(
 
 /// Resolves a checkpoint argument to (directory, safetensors file), refusing other formats.
 pub fn checkpoint_paths(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    if !path.exists() {
+        return Err(ModelError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        ));
+    }
     if path.is_dir() {
         let file = path.join("model.safetensors");
         if !file.exists() {
@@ -615,11 +675,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint")));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| ModelError::io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| ModelError::io(&tmp, e))?;
-    file.sync_all().map_err(|e| ModelError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+    // A name of this process and call: two writers never share a temporary file.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint");
+    let tmp = dir.join(format!(".{name}.{}-{call}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ModelError::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        ModelError::Io {
+            path: path.into(),
+            source: std::io::Error::new(e.kind(), format!("renaming {} onto it: {e}", tmp.display())),
+        }
+    })
 }
 
 /// Saves every float parameter of a module to a safetensors file (f32, names = module paths).

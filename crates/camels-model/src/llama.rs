@@ -212,6 +212,9 @@ impl LlamaConfig {
             if value == 0 {
                 return Err(bad(field, "must be positive".into()));
             }
+            if value > crate::base::MAX_DIM {
+                return Err(bad(field, format!("{value} is implausibly large (at most {})", crate::base::MAX_DIM)));
+            }
         }
         if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             return Err(bad(
