@@ -4,13 +4,17 @@
 //! Required columns: `question`, `answer`, `doc_id` and the chosen text column. Optional: `para_num`
 //! (paragraph number; documents of one `doc_id` are ordered by it, as the paper's code sorts by it
 //! before shuffling groups) and `id` / `qid` (the question id). Rows that share `doc_id` and text
-//! become one [`Document`]; its `title` is the `doc_id`, the group key for shuffles.
+//! become one [`Document`]; its `title` is the `doc_id`, the group key for shuffles. Its id is
+//! `{doc_id}#{para_num}` for a paragraph with a `para_num`; otherwise `{doc_id}#{n}`, `n` counting
+//! the documents of that `doc_id` before it (a first article's id is the bare `doc_id`). A row
+//! whose new document would get an id an earlier document has (two different paragraphs with one
+//! `doc_id` and `para_num`) is malformed ([`crate::DataError::DuplicateId`]).
 
 use std::path::Path;
 
 use crate::csvread::for_each_record;
 use crate::read::load_text;
-use crate::types::{DocumentGrouper, push_answer};
+use crate::types::{DocumentGrouper, IdRegistry, push_answer};
 use crate::{DataError, Dataset, Document, Format, Question, ReadReport};
 
 /// Which column holds the document text.
@@ -38,7 +42,8 @@ pub fn read(path: &Path, text_column: TextColumn, strict: bool) -> Result<Datase
     parse(path, &text, text_column, strict)
 }
 
-/// Parses ArchivalQA CSV held in `text`; `path` only names the source in errors.
+/// Parses ArchivalQA CSV held in `text` (a leading byte order mark is dropped); `path` only names
+/// the source in errors.
 pub fn parse(path: &Path, text: &str, text_column: TextColumn, strict: bool) -> Result<Dataset, DataError> {
     let format = match text_column {
         TextColumn::Paragraph => Format::ArchivalQa,
@@ -51,6 +56,7 @@ pub fn parse(path: &Path, text: &str, text_column: TextColumn, strict: bool) -> 
     let mut para_nums: Vec<Option<f64>> = Vec::new();
     // Documents seen per doc_id, to keep ids unique.
     let mut per_doc_id: std::collections::HashMap<String, usize> = Default::default();
+    let mut ids = IdRegistry::default();
 
     for_each_record(path, text, &["question", "answer", "doc_id", column], strict, &mut report, |row| {
         let document_text = row.text(column)?;
@@ -65,7 +71,7 @@ pub fn parse(path: &Path, text: &str, text_column: TextColumn, strict: bool) -> 
             .find_map(|c| row.optional(c).map(str::trim).filter(|v| !v.is_empty()))
             .map(str::to_string);
         let key = format!("{doc_id}\u{0}{document_text}");
-        let document = grouper.entry(&key, || {
+        let document = grouper.try_entry(&key, || {
             let seen = per_doc_id.entry(doc_id.to_string()).or_insert(0);
             let id = match (text_column, para_num) {
                 (TextColumn::Paragraph, Some(p)) => format!("{doc_id}#{p}"),
@@ -73,6 +79,8 @@ pub fn parse(path: &Path, text: &str, text_column: TextColumn, strict: bool) -> 
                 (TextColumn::Paragraph, None) => format!("{doc_id}#0"),
                 (TextColumn::FullText, _) => doc_id.to_string(),
             };
+            // Two different paragraphs with one `doc_id` and `para_num`, say.
+            ids.claim(path, &id, &row.location)?;
             *seen += 1;
             para_nums.push(para_num.and_then(|p| p.parse().ok()));
             let mut d = Document::new(id, document_text);
@@ -80,8 +88,8 @@ pub fn parse(path: &Path, text: &str, text_column: TextColumn, strict: bool) -> 
             if let Some(p) = para_num {
                 d.meta.insert("para_num".to_string(), p.to_string());
             }
-            d
-        });
+            Ok(d)
+        })?;
         document.questions.push(q);
         Ok(())
     })?;

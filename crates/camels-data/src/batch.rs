@@ -48,6 +48,75 @@ impl TextEncoder for tokenizers::Tokenizer {
     }
 }
 
+/// What `encoder.encode(text)` truncated to its first `max_tokens` tokens gives (ids and offsets),
+/// without encoding all of a long text: encodes growing prefixes of `text` instead.
+///
+/// The first prefix is about `16 × max_tokens` bytes, cut where a run of ASCII whitespace starts
+/// (so that the prefix ends a word); each further one is twice as long. A prefix is used once the
+/// token after the kept ones still ends before the prefix's last run of whitespace: tokenizers
+/// split text into words (pre-tokens) at whitespace, and the tokens of a word that ends before that
+/// run cannot depend on where the prefix ends, so the kept tokens and their offsets are those of
+/// the whole text. A text without such a prefix (no whitespace, say, or fewer tokens than
+/// `max_tokens`) is encoded whole.
+///
+/// ```
+/// use camels_data::{encode_prefix, ByteEncoder, TextEncoder};
+/// let text = "one two three ".repeat(1000);
+/// let mut whole = ByteEncoder.encode(&text).unwrap();
+/// whole.ids.truncate(10);
+/// whole.offsets.truncate(10);
+/// assert_eq!(encode_prefix(&ByteEncoder, &text, 10).unwrap(), whole);
+/// ```
+pub fn encode_prefix(encoder: &dyn TextEncoder, text: &str, max_tokens: usize) -> Result<Encoded, DataError> {
+    if max_tokens == 0 {
+        return Ok(Encoded::default());
+    }
+    let mut budget = max_tokens.saturating_mul(16).max(256);
+    while budget < text.len() {
+        if let Some(cut) = whitespace_cut(text, budget) {
+            let prefix = &text[..cut];
+            // The start of the prefix's last whitespace run: tokens ending there are settled.
+            let last_word = prefix.trim_end_matches(|c: char| !c.is_ascii_whitespace());
+            let settled = last_word.trim_end_matches(|c: char| c.is_ascii_whitespace()).len();
+            if settled > 0 {
+                let mut encoded = encoder.encode(prefix)?;
+                let settled_chars = prefix[..settled].chars().count();
+                if encoded.offsets.get(max_tokens).is_some_and(|&(_, end)| end <= settled_chars) {
+                    encoded.ids.truncate(max_tokens);
+                    encoded.offsets.truncate(max_tokens);
+                    return Ok(encoded);
+                }
+            }
+        }
+        budget = budget.saturating_mul(2);
+    }
+    let mut encoded = encoder.encode(text)?;
+    encoded.ids.truncate(max_tokens);
+    encoded.offsets.truncate(max_tokens);
+    Ok(encoded)
+}
+
+/// The largest byte offset `c` in `(limit / 2, limit]` where a run of ASCII whitespace starts after
+/// another character (`text[..c]` ends a word, `text[c..]` starts with whitespace), preferring one
+/// before a single space and a letter (`"…end| word"`), where every tokenizer starts a new word;
+/// `None` when that range has neither.
+pub(crate) fn whitespace_cut(text: &str, limit: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut any = None;
+    // ASCII whitespace never occurs inside a multi-byte character, so an offset before one is a
+    // character boundary.
+    for c in (limit / 2 + 1..=limit.min(bytes.len().saturating_sub(1))).rev() {
+        if !bytes[c].is_ascii_whitespace() || bytes[c - 1].is_ascii_whitespace() {
+            continue;
+        }
+        if bytes[c] == b' ' && bytes.get(c + 1).is_some_and(u8::is_ascii_alphabetic) {
+            return Some(c);
+        }
+        any = any.or(Some(c));
+    }
+    any
+}
+
 /// An HF tokenizer with the model's own end-of-sequence id (SmolLM2-Instruct ends with
 /// `<|im_end|>`, not the `<|endoftext|>` a lookup by name would find).
 #[derive(Clone, Copy)]
@@ -253,7 +322,8 @@ impl TokenBatch {
 /// What to do with documents longer than [`DocumentBatchConfig::max_doc_tokens`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
-    /// Keep the first `max_doc_tokens` tokens (the paper's `truncation=True`).
+    /// Keep the first `max_doc_tokens` tokens (the paper's `truncation=True`); long documents are
+    /// not encoded whole (see [`encode_prefix`]).
     #[default]
     Truncate,
     /// Split into consecutive windows of `max_doc_tokens` (the last one shorter); every window
@@ -328,7 +398,11 @@ pub fn document_batch<S: AsRef<str>>(
     let mut documents = Vec::with_capacity(texts.len());
     let mut offsets = Vec::with_capacity(texts.len());
     for (d, text) in texts.iter().enumerate() {
-        let encoded = encoder.encode(text.as_ref())?;
+        let encoded = match config.overflow {
+            // Only the kept tokens matter: a long document is not encoded whole.
+            Overflow::Truncate => encode_prefix(encoder, text.as_ref(), max)?,
+            Overflow::Windows => encoder.encode(text.as_ref())?,
+        };
         let n = encoded.ids.len();
         if n <= max || config.overflow == Overflow::Truncate {
             let keep = n.min(max);

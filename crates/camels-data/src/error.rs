@@ -66,7 +66,8 @@ pub enum DataError {
         expected: &'static str,
     },
 
-    /// A field that must hold text is empty (or only whitespace).
+    /// A field that must hold text is empty (or only whitespace), or a list that must hold items
+    /// (SQuAD's `data`, a question's `answers`) is empty.
     #[error("{}: {location}: field \"{field}\" is empty", path.display())]
     EmptyField {
         /// The file.
@@ -101,10 +102,13 @@ pub enum DataError {
         found: usize,
     },
 
-    /// A quoted CSV field is never closed, so the rest of the file would be read into it.
+    /// A quoted CSV field is never closed, or is closed by a quote followed by text: the quote was
+    /// left open (so the `csv` crate would read the records after it into this field) or a quote
+    /// inside the field was not doubled.
     #[error(
-        "{}: {location}: column \"{column}\": unterminated quoted field (unbalanced quotes)",
-        path.display()
+        "{}: {location}: column \"{column}\": unterminated quoted field: {}",
+        path.display(),
+        quote_detail(*opened, *closed)
     )]
     UnterminatedQuote {
         /// The file.
@@ -113,6 +117,24 @@ pub enum DataError {
         location: String,
         /// The column that the open quote starts.
         column: String,
+        /// 1-based line the quote opened on.
+        opened: usize,
+        /// 1-based line of the quote that closed it with text after it; `None` when no quote
+        /// closes it before the end of the file.
+        closed: Option<usize>,
+    },
+
+    /// Two records give their documents the same id, so results keyed by id could not be told apart.
+    #[error("{}: {location}: duplicate document id {id:?}, first used at {first}", path.display())]
+    DuplicateId {
+        /// The file.
+        path: PathBuf,
+        /// The later record, e.g. `line 7` or `record 5 (line 6)`.
+        location: String,
+        /// The id.
+        id: String,
+        /// The record that used the id first.
+        first: String,
     },
 
     /// The CSV parser failed.
@@ -169,8 +191,20 @@ impl DataError {
             | DataError::MissingColumn { location, .. }
             | DataError::ExtraFields { location, .. }
             | DataError::UnterminatedQuote { location, .. }
+            | DataError::DuplicateId { location, .. }
             | DataError::Csv { location, .. } => Some(location),
             _ => None,
         }
+    }
+}
+
+/// The second half of [`DataError::UnterminatedQuote`]'s message.
+fn quote_detail(opened: usize, closed: Option<usize>) -> String {
+    match closed {
+        None => format!("the quote opened on line {opened} is never closed"),
+        Some(line) => format!(
+            "the quote opened on line {opened} is closed on line {line} by a quote followed by text \
+             (a quote left open, or one inside the field not doubled)"
+        ),
     }
 }

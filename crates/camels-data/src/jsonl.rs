@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::read::{JsonFields, json_error, load_text};
-use crate::types::push_answer;
+use crate::read::{JsonFields, json_error, load_text, strip_bom};
+use crate::types::{IdRegistry, push_answer};
 use crate::{DataError, Dataset, Document, Format, Question, ReadReport};
 
 /// Reads a JSONL file. See [`parse`].
@@ -13,20 +13,27 @@ pub fn read(path: &Path, strict: bool) -> Result<Dataset, DataError> {
     parse(path, &text, strict)
 }
 
-/// Parses JSONL held in `text`; `path` only names the source in errors.
+/// Parses JSONL held in `text` (a leading byte order mark is dropped); `path` only names the source
+/// in errors.
 ///
-/// Blank lines are ignored. A line that does not parse, is not an object, or lacks `text` is
-/// skipped whole; a malformed question is skipped alone. A missing `id` becomes `"line {n}"`.
+/// Blank lines are ignored. A line that does not parse, is not an object, lacks `text`, or has an
+/// id an earlier line has ([`DataError::DuplicateId`], naming both lines) is skipped whole; a
+/// malformed question is skipped alone. A missing `id` becomes `"line {n}"`.
 pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Dataset, DataError> {
     let mut report = ReadReport::new(path, Format::Jsonl);
     let mut documents = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    let mut ids = IdRegistry::default();
+    for (i, line) in strip_bom(text).lines().enumerate() {
         let line_number = i + 1;
         if line.trim().is_empty() {
             continue;
         }
         report.records += 1;
-        match parse_line(path, line_number, line, strict, &mut report) {
+        let parsed = parse_line(path, line_number, line, strict, &mut report).and_then(|document| {
+            ids.claim(path, &document.id, &format!("line {line_number}"))?;
+            Ok(document)
+        });
+        match parsed {
             Ok(document) => documents.push(document),
             Err(e) => report.skip(strict, e)?,
         }

@@ -31,12 +31,13 @@
 //! | field | required | meaning |
 //! |---|---|---|
 //! | `text` | yes | the document, a non-empty string |
-//! | `id` | no (default `line N`) | a string (or number), unique within the file |
+//! | `id` | no (default `line N`) | a string (or number), unique within the file (a line repeating an earlier id is malformed) |
 //! | `title` | no | group key: documents sharing it stay together when a stream is shuffled |
 //! | `questions` | no (default none) | list of `{"question", "answers", "id"?, "meta"?}`; `answers` is a non-empty list of strings, the first-listed shortest one being the training target |
 //! | `meta` | no | object of string values kept alongside (e.g. dates) |
 //!
-//! Unknown fields are ignored; blank lines are skipped.
+//! Unknown fields are ignored; blank lines are skipped; a byte order mark at the start is dropped
+//! (as it is by every reader).
 //!
 //! # Example
 //!
@@ -92,13 +93,13 @@ pub mod unrelated;
 
 pub use batch::{
     ByteEncoder, DocumentBatch, DocumentBatchConfig, Encoded, ModelEncoder, Overflow, PadTo, Padding, QaBatchConfig,
-    QaPromptBatch, TextEncoder, TokenBatch, document_batch, locality_batch, qa_prompt_batch, qa_train_batch,
-    tokens_in_spans,
+    QaPromptBatch, TextEncoder, TokenBatch, document_batch, encode_prefix, locality_batch, qa_prompt_batch,
+    qa_train_batch, tokens_in_spans,
 };
 pub use error::DataError;
 pub use read::{Format, guess_format, read_any};
 pub use rng::{Rng, SplitMix64};
-pub use stats::{Bucket, LengthUnit, Stats, histogram, stats, stats_of};
+pub use stats::{Bucket, LengthUnit, Stats, count_tokens, histogram, stats, stats_of};
 pub use stream::{
     Shuffle, StreamConfig, build_stream, dedup_by_text, sample_documents, shuffle_groups, split_fractions, split_ranges,
 };

@@ -98,18 +98,32 @@ pub fn guess_format(path: &Path) -> Result<Format, DataError> {
         "txt" | "text" | "raw" | "tokens" => Ok(Format::Text),
         "json" => {
             let text = load_text(path)?;
-            let head = text.trim_start();
-            if let Some(inner) = head.strip_prefix('{') {
-                // SQuAD files start with `{"data": [` (v1.1) or `{"version": "v2.0", "data": [`.
-                if inner.trim_start().starts_with("\"data\"") || text.contains("\"paragraphs\"") {
-                    return Ok(Format::Squad);
+            /// Only whether the top-level object has `data`, without building it.
+            #[derive(serde::Deserialize)]
+            struct TopLevel {
+                data: Option<serde::de::IgnoredAny>,
+            }
+            match serde_json::from_str::<TopLevel>(&text) {
+                // An empty `data` list too: the SQuAD reader then says that it is empty.
+                Ok(TopLevel { data: Some(_) }) => return Ok(Format::Squad),
+                // One object without `data`: maybe a one-line JSONL file, checked below.
+                Ok(TopLevel { data: None }) => {}
+                // Not one JSON object: JSONL, or a broken SQuAD file that the SQuAD reader should
+                // locate the error in. SQuAD files start with `{"data": [` (v1.1) or
+                // `{"version": "v2.0", "data": [`.
+                Err(_) => {
+                    if let Some(inner) = text.trim_start().strip_prefix('{')
+                        && (inner.trim_start().starts_with("\"data\"") || text.contains("\"paragraphs\""))
+                    {
+                        return Ok(Format::Squad);
+                    }
                 }
-                if let Ok(serde_json::Value::Object(map)) =
-                    serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap_or(""))
-                    && map.contains_key("text")
-                {
-                    return Ok(Format::Jsonl);
-                }
+            }
+            if let Ok(serde_json::Value::Object(map)) =
+                serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap_or(""))
+                && map.contains_key("text")
+            {
+                return Ok(Format::Jsonl);
             }
             Err(unknown("a .json file without a top-level \"data\" list"))
         }
@@ -138,15 +152,29 @@ pub fn guess_format(path: &Path) -> Result<Format, DataError> {
     }
 }
 
-/// Reads a whole file as UTF-8; invalid UTF-8 is an error naming the line and byte offset.
+/// Reads a whole file as UTF-8; invalid UTF-8 is an error naming the line and byte offset. A
+/// leading byte order mark (U+FEFF, as some editors and Excel write) is dropped.
 pub(crate) fn load_text(path: &Path) -> Result<String, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    String::from_utf8(bytes).map_err(|e| {
+    let mut text = String::from_utf8(bytes).map_err(|e| {
         let byte_offset = e.utf8_error().valid_up_to();
         let bytes = e.as_bytes();
         let line = 1 + bytes[..byte_offset].iter().filter(|&&b| b == b'\n').count();
         DataError::InvalidUtf8 { path: path.to_path_buf(), line, byte_offset }
-    })
+    })?;
+    if text.starts_with(BOM) {
+        text.drain(..BOM.len_utf8());
+    }
+    Ok(text)
+}
+
+/// The byte order mark some tools write at the start of UTF-8 files.
+const BOM: char = '\u{feff}';
+
+/// `text` without a leading byte order mark; the readers' `parse` functions take text from callers
+/// that may not have dropped it.
+pub(crate) fn strip_bom(text: &str) -> &str {
+    text.strip_prefix(BOM).unwrap_or(text)
 }
 
 /// Turns a serde_json error into [`DataError::Json`], shifting its line by `first_line - 1`.

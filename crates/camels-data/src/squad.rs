@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::read::{JsonFields, json_error, load_text};
-use crate::types::push_answer;
+use crate::read::{JsonFields, json_error, load_text, strip_bom};
+use crate::types::{IdRegistry, push_answer};
 use crate::{DataError, Dataset, Document, Format, Question, ReadReport};
 
 /// Reads a SQuAD JSON file. See [`parse`].
@@ -18,17 +18,23 @@ pub fn read(path: &Path, strict: bool) -> Result<Dataset, DataError> {
     parse(path, &text, strict)
 }
 
-/// Parses SQuAD JSON held in `text`; `path` only names the source in errors.
+/// Parses SQuAD JSON held in `text` (a leading byte order mark is dropped); `path` only names the
+/// source in errors.
 ///
-/// A malformed question is skipped alone; a paragraph without a usable `context` or `qas` is skipped
-/// with its questions; an article without `paragraphs` is skipped whole. With `strict` the first
-/// of these is the error instead.
+/// A missing or empty `data` list is an error. A malformed question is skipped alone; a paragraph
+/// without a usable `context` or `qas`, or whose id (`{title}#{paragraph}`) an earlier paragraph
+/// already has (two articles with one title), is skipped with its questions; an article without
+/// `paragraphs` is skipped whole. With `strict` the first of these is the error instead.
 pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Dataset, DataError> {
-    let root: serde_json::Value = serde_json::from_str(text).map_err(|e| json_error(path, 1, &e))?;
+    let root: serde_json::Value = serde_json::from_str(strip_bom(text)).map_err(|e| json_error(path, 1, &e))?;
     let root = JsonFields::new(path, "top level".to_string(), "top level", &root)?;
     let articles = root.array("data")?;
+    if articles.is_empty() {
+        return Err(root.empty("data"));
+    }
     let mut report = ReadReport::new(path, Format::Squad);
     let mut documents = Vec::new();
+    let mut ids = IdRegistry::default();
 
     for (i, article) in articles.iter().enumerate() {
         let location = format!("data[{i}]");
@@ -46,9 +52,11 @@ pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Dataset, DataError
         };
         for (j, paragraph) in paragraphs.iter().enumerate() {
             let location = format!("data[{i}].paragraphs[{j}]");
-            let parsed = JsonFields::new(path, location, "paragraphs", paragraph).and_then(|p| {
+            let id = format!("{}#{j}", title.as_deref().unwrap_or(&format!("data[{i}]")));
+            let parsed = JsonFields::new(path, location.clone(), "paragraphs", paragraph).and_then(|p| {
                 let context = p.text("context")?;
                 let qas = p.array("qas")?;
+                ids.claim(path, &id, &location)?;
                 Ok((context, qas))
             });
             let (context, qas) = match parsed {
@@ -58,7 +66,6 @@ pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Dataset, DataError
                     continue;
                 }
             };
-            let id = format!("{}#{j}", title.as_deref().unwrap_or(&format!("data[{i}]")));
             let mut document = Document {
                 id,
                 title: title.clone(),

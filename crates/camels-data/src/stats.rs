@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::batch::whitespace_cut;
 use crate::{DataError, Document, Format, ReadReport, TextEncoder, read_any};
 
 /// What document lengths are counted in.
@@ -55,13 +56,14 @@ pub struct Stats {
 }
 
 /// Reads `path` (format guessed when `None`, malformed records skipped and reported) and computes
-/// its [`Stats`]; lengths are in tokens of `encoder` when given, else in characters.
+/// its [`Stats`]; lengths are in tokens of `encoder` when given (counted by [`count_tokens`]), else
+/// in characters.
 pub fn stats(path: &Path, format: Option<Format>, encoder: Option<&dyn TextEncoder>) -> Result<Stats, DataError> {
     let dataset = read_any(path, format, false)?;
     stats_of(&dataset.documents, dataset.report, encoder)
 }
 
-/// [`Stats`] of documents already read.
+/// [`Stats`] of documents already read (token counts by [`count_tokens`]).
 pub fn stats_of(
     documents: &[Document],
     report: ReadReport,
@@ -75,7 +77,7 @@ pub fn stats_of(
     let mut answer_missing_examples = Vec::new();
     for d in documents {
         lengths.push(match encoder {
-            Some(e) => e.encode(&d.text)?.ids.len(),
+            Some(e) => count_tokens(e, &d.text)?,
             None => d.text.chars().count(),
         });
         for q in &d.questions {
@@ -109,6 +111,41 @@ pub fn stats_of(
         length_mean,
         histogram: histogram(&lengths),
     })
+}
+
+/// The number of tokens `encoder` makes of `text`, encoding at most 64 KiB at a time so that memory
+/// stays bounded on huge documents (a tokenizer's encoding of a 60 MB text takes gigabytes).
+///
+/// Chunks end where a word starts after a space (`"…end| word"`), where tokenizers split the text
+/// anyway, so on text made of words the count is exactly that of the whole text. Where no such
+/// place lies in a chunk's second half it ends at the start of any whitespace run, else (a long
+/// stretch without whitespace) at a character boundary. Tokenizers that join some whitespace to
+/// the word before it, or a cut inside a word, may then split a token in two there: the count is an
+/// approximation, typically one token too many per such cut.
+pub fn count_tokens(encoder: &dyn TextEncoder, text: &str) -> Result<usize, DataError> {
+    count_tokens_in_chunks(encoder, text, COUNT_CHUNK_BYTES)
+}
+
+/// The chunk size of [`count_tokens`].
+const COUNT_CHUNK_BYTES: usize = 64 * 1024;
+
+/// [`count_tokens`] with chunks of at most `chunk_bytes` (at least 4) bytes.
+fn count_tokens_in_chunks(encoder: &dyn TextEncoder, text: &str, chunk_bytes: usize) -> Result<usize, DataError> {
+    let chunk_bytes = chunk_bytes.max(4);
+    let mut rest = text;
+    let mut count = 0;
+    while rest.len() > chunk_bytes {
+        let cut = whitespace_cut(rest, chunk_bytes).unwrap_or_else(|| {
+            let mut cut = chunk_bytes;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            cut
+        });
+        count += encoder.encode(&rest[..cut])?.ids.len();
+        rest = &rest[cut..];
+    }
+    Ok(count + encoder.encode(rest)?.ids.len())
 }
 
 /// Power-of-two histogram: bucket 0 holds length 0, bucket k ≥ 1 holds `[2^(k-1), 2^k - 1]`.
@@ -192,5 +229,38 @@ impl fmt::Display for Stats {
             writeln!(f, "skipped: … and {} more", self.report.skipped.len() - SHOWN)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ByteEncoder;
+
+    /// GPT-2's byte-level BPE from the repository's fixture files (as `tests/common` builds it).
+    fn gpt2() -> tokenizers::Tokenizer {
+        use tokenizers::models::bpe::BPE;
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/gpt2-tokenizer");
+        let bpe = BPE::from_file(&format!("{dir}/vocab.json"), &format!("{dir}/merges.txt")).build().unwrap();
+        let mut tokenizer = tokenizers::Tokenizer::new(bpe);
+        tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, false, true)));
+        tokenizer
+    }
+
+    #[test]
+    fn small_chunks_count_as_many_tokens_as_the_whole_text() {
+        let tokenizer = gpt2();
+        let paragraph = "Varodek Quillian founded the Ostrenn Institute in 1873, in Belkarra. It's naïve, \
+                         isn't it?  Café  prices rose\tin May.\nThe institute (now a museum) stands.\n\n";
+        let text = paragraph.repeat(40);
+        let whole = TextEncoder::encode(&tokenizer, &text).unwrap().ids.len();
+        for chunk in [64, 100, 333, 4096] {
+            assert_eq!(count_tokens_in_chunks(&tokenizer, &text, chunk).unwrap(), whole, "chunks of {chunk}");
+        }
+        // Chunks too short to find a word boundary still count everything once or more.
+        let tiny = count_tokens_in_chunks(&tokenizer, &text, 4).unwrap();
+        assert!(tiny >= whole, "{tiny} < {whole}");
+        assert_eq!(count_tokens_in_chunks(&ByteEncoder, &text, 4).unwrap(), text.len());
     }
 }

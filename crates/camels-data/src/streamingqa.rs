@@ -5,13 +5,16 @@
 //! `min(answers, key=len)` does). Optional: `id` or `qa_id` (the question id), `doc_id` or
 //! `document_id` (the document id), `publication_date` (kept in the document's `meta`),
 //! `question_date` and any other named column (kept in the question's `meta`). Rows that share the
-//! same `text` become one [`Document`] with several questions, in first-appearance order.
+//! same `text` become one [`Document`] with several questions, in first-appearance order. A row
+//! that starts a document whose id an earlier document (another `text`) has is malformed
+//! ([`crate::DataError::DuplicateId`]), as is a row with a quoted field that never closes (see
+//! [`crate::DataError::UnterminatedQuote`]; the rows after it are still read).
 
 use std::path::Path;
 
 use crate::csvread::for_each_record;
 use crate::read::load_text;
-use crate::types::{DocumentGrouper, push_answer};
+use crate::types::{DocumentGrouper, IdRegistry, push_answer};
 use crate::{DataError, Dataset, Document, Format, Question, ReadReport};
 
 /// Columns used for something other than the question's `meta`.
@@ -23,12 +26,14 @@ pub fn read(path: &Path, strict: bool) -> Result<Dataset, DataError> {
     parse(path, &text, strict)
 }
 
-/// Parses StreamingQA CSV held in `text`; `path` only names the source in errors.
+/// Parses StreamingQA CSV held in `text` (a leading byte order mark is dropped); `path` only names
+/// the source in errors.
 pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Dataset, DataError> {
     let mut report = ReadReport::new(path, Format::StreamingQa);
     let mut grouper = DocumentGrouper::default();
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("streamingqa").to_string();
     let mut next_document = 0usize;
+    let mut ids = IdRegistry::default();
 
     for_each_record(path, text, &["text", "question", "answers"], strict, &mut report, |row| {
         let document_text = row.text("text")?;
@@ -59,18 +64,20 @@ pub fn parse(path: &Path, text: &str, strict: bool) -> Result<Dataset, DataError
                 q.meta.insert(column.to_string(), value.to_string());
             }
         }
-        let document = grouper.entry(document_text, || {
+        let document = grouper.try_entry(document_text, || {
+            // A new document: its id (from `doc_id`, else numbered) must be new too.
             let id = ["doc_id", "document_id"]
                 .iter()
                 .find_map(|c| row.optional(c).map(str::trim).filter(|v| !v.is_empty()))
                 .map_or_else(|| format!("{stem}:{next_document}"), str::to_string);
+            ids.claim(path, &id, &row.location)?;
             next_document += 1;
             let mut d = Document::new(id, document_text);
             if let Some(date) = row.optional("publication_date").filter(|v| !v.is_empty()) {
                 d.meta.insert("publication_date".to_string(), date.to_string());
             }
-            d
-        });
+            Ok(d)
+        })?;
         document.questions.push(q);
         Ok(())
     })?;

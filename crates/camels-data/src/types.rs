@@ -13,7 +13,8 @@ use crate::{DataError, Format};
 /// Serialised with serde this is exactly one line of the crate's JSONL format (see the crate docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Document {
-    /// Identifier, unique within its file (`"{title}#{paragraph}"` for SQuAD).
+    /// Identifier, unique within its file (`"{title}#{paragraph}"` for SQuAD); the readers refuse
+    /// repeated ids ([`DataError::DuplicateId`]).
     pub id: String,
     /// Group key: documents that share it are kept together when a stream is shuffled (SQuAD
     /// article title, ArchivalQA `doc_id`, the synthetic world's subject).
@@ -232,6 +233,29 @@ pub(crate) fn push_answer(answers: &mut Vec<String>, answer: &str) {
     }
 }
 
+/// The document ids one file has given out so far, with the record that used each first.
+#[derive(Default)]
+pub(crate) struct IdRegistry {
+    first: std::collections::HashMap<String, String>,
+}
+
+impl IdRegistry {
+    /// Notes that the record at `location` uses `id`; [`DataError::DuplicateId`] (naming both
+    /// records) when an earlier record did.
+    pub(crate) fn claim(&mut self, path: &std::path::Path, id: &str, location: &str) -> Result<(), DataError> {
+        if let Some(first) = self.first.get(id) {
+            return Err(DataError::DuplicateId {
+                path: path.to_path_buf(),
+                location: location.to_string(),
+                id: id.to_string(),
+                first: first.clone(),
+            });
+        }
+        self.first.insert(id.to_string(), location.to_string());
+        Ok(())
+    }
+}
+
 /// Groups rows into documents keyed by `key`, in first-appearance order, merging questions.
 #[derive(Default)]
 pub(crate) struct DocumentGrouper {
@@ -240,14 +264,21 @@ pub(crate) struct DocumentGrouper {
 }
 
 impl DocumentGrouper {
-    /// The document for `key`, created by `make` on first sight.
-    pub(crate) fn entry(&mut self, key: &str, make: impl FnOnce() -> Document) -> &mut Document {
-        let next = self.documents.len();
-        let i = *self.index.entry(key.to_string()).or_insert(next);
-        if i == next {
-            self.documents.push(make());
-        }
-        &mut self.documents[i]
+    /// The document for `key`, created by `make` on first sight; an error from `make` creates none.
+    pub(crate) fn try_entry(
+        &mut self,
+        key: &str,
+        make: impl FnOnce() -> Result<Document, DataError>,
+    ) -> Result<&mut Document, DataError> {
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                self.documents.push(make()?);
+                self.index.insert(key.to_string(), self.documents.len() - 1);
+                self.documents.len() - 1
+            }
+        };
+        Ok(&mut self.documents[i])
     }
 
     pub(crate) fn into_documents(self) -> Vec<Document> {

@@ -15,7 +15,8 @@ pub fn read(path: &Path, strict: bool) -> Result<Dataset, DataError> {
     if is_csv { read_csv_dataset(path, strict) } else { read_text_dataset(path) }
 }
 
-/// The whole file as one question-less document (id: the file name). An empty file gives none.
+/// The whole file as one question-less document (id: the file name), without a leading byte order
+/// mark. An empty file gives none.
 pub fn read_text_dataset(path: &Path) -> Result<Dataset, DataError> {
     let text = load_text(path)?;
     let mut report = ReadReport::new(path, Format::Text);
@@ -44,7 +45,8 @@ pub fn read_csv_dataset(path: &Path, strict: bool) -> Result<Dataset, DataError>
     parse_csv(path, &text, strict)
 }
 
-/// Parses a `raw_text` CSV held in `text`; `path` only names the source in errors.
+/// Parses a `raw_text` CSV held in `text` (a leading byte order mark is dropped); `path` only names
+/// the source in errors.
 pub fn parse_csv(path: &Path, text: &str, strict: bool) -> Result<Dataset, DataError> {
     let mut report = ReadReport::new(path, Format::RawTextCsv);
     let mut documents = Vec::new();

@@ -2,9 +2,12 @@
 
 mod common;
 
+use std::cell::Cell;
+
 use camels_data::{
-    ByteEncoder, Document, DocumentBatchConfig, Overflow, PadTo, Padding, QaBatchConfig, Question, TextEncoder,
-    TokenBatch, answer_spans, document_batch, locality_batch, qa_prompt_batch, qa_train_batch, tokens_in_spans,
+    ByteEncoder, DataError, Document, DocumentBatchConfig, Encoded, Format, Overflow, PadTo, Padding, QaBatchConfig,
+    Question, ReadReport, TextEncoder, TokenBatch, answer_spans, count_tokens, document_batch, encode_prefix,
+    locality_batch, qa_prompt_batch, qa_train_batch, stats_of, tokens_in_spans,
 };
 
 #[test]
@@ -201,4 +204,188 @@ fn token_batch_rejects_rows_longer_than_the_padded_length() {
     assert!(err.to_string().contains("one flag per token"));
     let empty = TokenBatch::from_rows(&[], None, 0, Padding::Right, None).unwrap();
     assert_eq!(empty.shape(), [0, 0]);
+}
+
+/// An encoder that remembers the longest text it was given.
+struct Recording<'a> {
+    inner: &'a dyn TextEncoder,
+    longest: Cell<usize>,
+}
+
+impl<'a> Recording<'a> {
+    fn new(inner: &'a dyn TextEncoder) -> Self {
+        Self { inner, longest: Cell::new(0) }
+    }
+}
+
+impl TextEncoder for Recording<'_> {
+    fn encode(&self, text: &str) -> Result<Encoded, DataError> {
+        self.longest.set(self.longest.get().max(text.len()));
+        self.inner.encode(text)
+    }
+
+    fn eos_id(&self) -> u32 {
+        self.inner.eos_id()
+    }
+}
+
+/// One token per run of whitespace and per run of other characters, its id a hash of its text, so
+/// that a word cut short gets another id.
+struct Words;
+
+impl TextEncoder for Words {
+    fn encode(&self, text: &str) -> Result<Encoded, DataError> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = Encoded::default();
+        let mut start = 0;
+        while start < chars.len() {
+            let space = chars[start].is_whitespace();
+            let end = (start..chars.len()).find(|&i| chars[i].is_whitespace() != space).unwrap_or(chars.len());
+            let hash = chars[start..end].iter().fold(2_166_136_261u32, |h, &c| (h ^ c as u32).wrapping_mul(16_777_619));
+            out.ids.push(hash);
+            out.offsets.push((start, end));
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn eos_id(&self) -> u32 {
+        0
+    }
+}
+
+/// GPT-2's vocabulary behind Llama 3's pre-tokenizer regex (SmolLM2 and Llama 3 tokenizers split
+/// text like this), which joins punctuation with the line breaks after it: `".\n\n"` is one word.
+fn llama3_style() -> tokenizers::Tokenizer {
+    use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    let pattern = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    let split =
+        Split::new(SplitPattern::Regex(pattern.to_string()), tokenizers::SplitDelimiterBehavior::Isolated, false)
+            .unwrap();
+    let mut tokenizer = common::gpt2();
+    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+        PreTokenizerWrapper::Split(split),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
+    ])));
+    tokenizer
+}
+
+/// About `bytes` bytes of prose from a fixed pseudo-random sequence: words (non-ASCII, numbers,
+/// punctuation, contractions) between single and double spaces, tabs, line breaks and paragraphs.
+fn prose(bytes: usize, seed: u64) -> String {
+    const WORDS: [&str; 24] = [
+        "the",
+        "Ostrenn",
+        "Institute",
+        "was",
+        "founded",
+        "in",
+        "1873,",
+        "by",
+        "Varodek",
+        "Quillian.",
+        "It's",
+        "naïve",
+        "café",
+        "東京",
+        "über-Straße!",
+        "(see",
+        "p.",
+        "42)",
+        "\"quoted\"",
+        "don't",
+        "12345678",
+        "😀",
+        "e.g.",
+        "well-known",
+    ];
+    const GAPS: [&str; 10] = [" ", " ", " ", " ", "  ", "\n", ".\n\n", ", ", "\t", " \n "];
+    let mut state = seed;
+    let mut next = |n: usize| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    let mut text = String::new();
+    while text.len() < bytes {
+        text.push_str(WORDS[next(WORDS.len())]);
+        text.push_str(GAPS[next(GAPS.len())]);
+    }
+    text
+}
+
+fn truncated(mut encoded: Encoded, max: usize) -> Encoded {
+    encoded.ids.truncate(max);
+    encoded.offsets.truncate(max);
+    encoded
+}
+
+#[test]
+fn encode_prefix_equals_the_whole_encoding_truncated() {
+    let gpt2 = common::gpt2();
+    let llama3 = llama3_style();
+    let encoders: [(&str, &dyn TextEncoder); 4] =
+        [("bytes", &ByteEncoder), ("words", &Words), ("gpt2", &gpt2), ("llama3-style", &llama3)];
+    // Words of 8 to 2,400 letters: a prefix cut inside a word changes that word's tokens.
+    let long_words: Vec<String> = (0..100).map(|i| "Belkarra".repeat(1 + i * 37 % 300)).collect();
+    let texts = [
+        ("prose", prose(60_000, 1)),
+        ("long words", long_words.join(" ")),
+        ("spaces", prose(30_000, 2).replace(' ', "   \n ")),
+        // A 20 KB word first: the prefix must grow past it.
+        ("long word", format!("{}{}", "Belkarra".repeat(2500), prose(20_000, 3))),
+        ("no whitespace", "abc東京-42".repeat(3000)),
+        ("short", "Hello world".to_string()),
+        ("empty", String::new()),
+    ];
+    for (encoder_name, encoder) in encoders {
+        for (text_name, text) in &texts {
+            let whole = encoder.encode(text).unwrap();
+            for max in [1, 2, 3, 10, 64, 300, 1000] {
+                let recording = Recording::new(encoder);
+                let prefix = encode_prefix(&recording, text, max).unwrap();
+                assert_eq!(prefix, truncated(whole.clone(), max), "{encoder_name}, {text_name}, max {max}");
+                if *text_name == "prose" {
+                    // Only a prefix was encoded.
+                    assert!(recording.longest.get() < text.len() / 2, "{encoder_name}, max {max}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn truncating_document_batches_encode_only_a_prefix_of_long_documents() {
+    let gpt2 = common::gpt2();
+    let recording = Recording::new(&gpt2);
+    let long = prose(1_000_000, 4);
+    let texts = [long.as_str(), "Short."];
+    let config = DocumentBatchConfig { max_doc_tokens: 64, ..DocumentBatchConfig::default() };
+    let batch = document_batch(&recording, &texts, &config).unwrap();
+    assert!(recording.longest.get() <= 16 * 64, "{}", recording.longest.get());
+    // The same rows as the first window of each document, for which documents are encoded whole.
+    let windows = DocumentBatchConfig { overflow: Overflow::Windows, ..config };
+    let whole = document_batch(&gpt2, &texts, &windows).unwrap();
+    let first_windows: Vec<usize> = (0..2).map(|d| whole.documents.iter().position(|&r| r == d).unwrap()).collect();
+    assert_eq!(batch.tokens, whole.tokens.select(&first_windows));
+    assert_eq!(batch.offsets, first_windows.iter().map(|&r| whole.offsets[r].clone()).collect::<Vec<_>>());
+}
+
+#[test]
+fn chunked_token_count_equals_the_whole_count() {
+    let gpt2 = common::gpt2();
+    let llama3 = llama3_style();
+    // Paragraphs of words, 300 KB: five chunks of 64 KiB.
+    let text = prose(300_000, 5);
+    for (name, encoder) in [("bytes", &ByteEncoder as &dyn TextEncoder), ("gpt2", &gpt2), ("llama3-style", &llama3)] {
+        let recording = Recording::new(encoder);
+        let whole = encoder.encode(&text).unwrap().ids.len();
+        assert_eq!(count_tokens(&recording, &text).unwrap(), whole, "{name}");
+        assert!(recording.longest.get() <= 64 * 1024, "{name}");
+        let document = Document::new("long", text.as_str());
+        let stats = stats_of(&[document], ReadReport::new("long.jsonl", Format::Jsonl), Some(encoder)).unwrap();
+        assert_eq!(stats.length_min_median_max, Some((whole, whole, whole)), "{name}");
+    }
 }

@@ -203,11 +203,21 @@ fn csv_unbalanced_quote_names_record_line_and_column() {
     let text = "text,question,answers\nFine.,Q1?,a\n\"Never closed,Q2?,b\nLost.,Q3?,c\n";
     let path = write(&dir, "quotes.csv", text);
     let err = streamingqa::read(&path, true).unwrap_err();
-    assert!(matches!(err, DataError::UnterminatedQuote { .. }), "{err:?}");
-    assert_names(&err, &["quotes.csv: record 2 (line 3): column \"text\"", "unterminated quoted field"]);
+    assert!(matches!(err, DataError::UnterminatedQuote { opened: 3, closed: None, .. }), "{err:?}");
+    assert_names(
+        &err,
+        &[
+            "quotes.csv: record 2 (line 3): column \"text\"",
+            "unterminated quoted field",
+            "opened on line 3 is never closed",
+        ],
+    );
+    // Not strict: the broken record is skipped and reading goes on at the next line.
     let data = streamingqa::read(&path, false).unwrap();
-    assert_eq!(data.report.questions, 1);
+    assert_eq!(data.report.questions, 2);
+    assert_eq!(data.documents[1].text, "Lost.");
     assert_eq!(data.report.skipped.len(), 1);
+    assert_eq!(data.report.skipped[0].location(), Some("record 2 (line 3)"));
 
     // In the last column the field count is right, but the quote still swallows the rest.
     let text = "text,question,answers\nFine.,Q1?,a\nT.,Q2?,\"b\nT.,Q3?,c\n";
@@ -219,6 +229,196 @@ fn csv_unbalanced_quote_names_record_line_and_column() {
     let path = write(&dir, "inch.csv", "text,question,answers\nA 5\" screen.,Size?,five\n");
     let data = streamingqa::read(&path, true).unwrap();
     assert_eq!(data.documents[0].text, "A 5\" screen.");
+}
+
+#[test]
+fn csv_unterminated_quote_mid_file_does_not_swallow_the_records_after_it() {
+    let dir = scratch("sqa-swallow");
+    // Record 2's quote never closes. The `csv` crate reads on to the quote that opens record 4's
+    // field and then on to its end, so records 2-4 become one record with three fields (text
+    // "Opened,Q2?,b\nSwallowed,Q3?,c\nQuoted text\"", question "Q4?", answer "d"), unreported.
+    let text =
+        "text,question,answers\nFine.,Q1?,a\n\"Opened,Q2?,b\nSwallowed,Q3?,c\n\"Quoted text\",Q4?,d\nAfter.,Q5?,e\n";
+    let path = write(&dir, "swallow.csv", text);
+    let err = streamingqa::read(&path, true).unwrap_err();
+    assert!(matches!(err, DataError::UnterminatedQuote { opened: 3, closed: Some(5), .. }), "{err:?}");
+    assert_names(
+        &err,
+        &[
+            "swallow.csv: record 2 (line 3): column \"text\"",
+            "unterminated quoted field",
+            "opened on line 3 is closed on line 5 by a quote followed by text",
+        ],
+    );
+    let data = streamingqa::read(&path, false).unwrap();
+    assert_eq!(data.report.skipped.len(), 1, "{}", data.report);
+    assert_eq!(data.report.skipped[0].location(), Some("record 2 (line 3)"));
+    let texts: Vec<&str> = data.documents.iter().map(|d| d.text.as_str()).collect();
+    assert_eq!(texts, vec!["Fine.", "Swallowed", "Quoted text", "After."]);
+    let questions: Vec<&str> = data.documents.iter().flat_map(|d| &d.questions).map(|q| q.question.as_str()).collect();
+    assert_eq!(questions, vec!["Q1?", "Q3?", "Q4?", "Q5?"]);
+    assert_eq!(data.report.records, 5);
+
+    // At the very end of the file, without a final line break.
+    let path = write(&dir, "end.csv", "text,question,answers\nFine.,Q1?,a\nLast.,Q2?,\"b");
+    let err = streamingqa::read(&path, true).unwrap_err();
+    assert_names(&err, &["end.csv: record 2 (line 3): column \"answers\"", "never closed"]);
+    let data = streamingqa::read(&path, false).unwrap();
+    assert_eq!((data.report.questions, data.report.skipped.len()), (1, 1));
+
+    // A quote inside a quoted field that is not doubled closes the field early: reported too.
+    let path = write(&dir, "inner.csv", "text,question,answers\n\"He said \"hi\" there.\",Q1?,a\nFine.,Q2?,b\n");
+    let err = streamingqa::read(&path, true).unwrap_err();
+    assert_names(
+        &err,
+        &["inner.csv: record 1 (line 2): column \"text\"", "closed on line 2 by a quote followed by text"],
+    );
+    let data = streamingqa::read(&path, false).unwrap();
+    assert_eq!(data.texts(), vec!["Fine."]);
+
+    // ArchivalQA and raw-text CSV share the reader.
+    let text = ARCHIVAL.replace("Where?,Belkarra,nyt-1,0,It was", "Where?,Belkarra,nyt-1,0,\"It was");
+    let path = write(&dir, "archival.csv", text);
+    let err = archivalqa::read(&path, archivalqa::TextColumn::Paragraph, true).unwrap_err();
+    assert_names(&err, &["archival.csv: record 3 (line 4): column \"ans_paragraph\"", "unterminated quoted field"]);
+    let data = archivalqa::read(&path, archivalqa::TextColumn::Paragraph, false).unwrap();
+    assert_eq!((data.report.questions, data.report.skipped.len()), (3, 1));
+    let path = write(&dir, "web.csv", "raw_text\n\"Open\nOne.\n\"Two\", more\"\nThree.\n");
+    let data = unrelated::read(&path, false).unwrap();
+    assert_names(&data.report.skipped[0], &["web.csv: record 1 (line 2): column \"raw_text\"", "closed on line 4"]);
+    assert_eq!(data.texts(), vec!["One.", "Three."]);
+}
+
+#[test]
+fn csv_well_formed_quoting_reads_as_before() {
+    let dir = scratch("sqa-quoting");
+    // Quoted delimiters, doubled quotes, CRLF and CR line breaks inside and between records,
+    // spaces after a closing quote, blank lines, an empty quoted field, a quote in an unquoted field.
+    let text = "text,question,answers,note\r\n\"Two\r\nlines, \"\"quoted\"\".\" ,Q1?,a,\"\"\r\n\r\nA 5\" screen.,Q2?,b,x\rLast,\"Q3, really?\",c,\n";
+    let path = write(&dir, "ok.csv", text);
+    let data = streamingqa::read(&path, true).unwrap();
+    assert_eq!(data.texts(), vec!["Two\r\nlines, \"quoted\".", "A 5\" screen.", "Last"]);
+    let questions: Vec<&str> = data.documents.iter().flat_map(|d| &d.questions).map(|q| q.question.as_str()).collect();
+    assert_eq!(questions, vec!["Q1?", "Q2?", "Q3, really?"]);
+    assert_eq!(data.documents[1].questions[0].meta["note"], "x");
+    assert!(!data.documents[0].questions[0].meta.contains_key("note"));
+    // Record 3 starts on line 6: two lines in record 1, a blank line 4, a lone CR ending line 5.
+    let path = write(&dir, "short.csv", text.replace(",c,\n", "\n"));
+    let err = streamingqa::read(&path, true).unwrap_err();
+    assert_names(&err, &["short.csv: record 3 (line 6): missing column \"answers\""]);
+}
+
+#[test]
+fn duplicate_document_ids_name_the_file_the_id_and_both_records() {
+    let dir = scratch("dup");
+    let text = concat!(
+        r#"{"id": "a", "text": "First."}"#,
+        "\n",
+        r#"{"id": "b", "text": "Second."}"#,
+        "\n\n",
+        r#"{"id": "a", "text": "Third, same id."}"#,
+        "\n",
+        r#"{"id": "line 6", "text": "Fourth."}"#,
+        "\n",
+        r#"{"text": "Fifth, default id line 6."}"#,
+        "\n",
+    );
+    let path = write(&dir, "dup.jsonl", text);
+    let err = jsonl::read(&path, true).unwrap_err();
+    assert!(matches!(&err, DataError::DuplicateId { id, .. } if id == "a"), "{err:?}");
+    assert_names(&err, &["dup.jsonl: line 4: duplicate document id \"a\", first used at line 1"]);
+    let data = jsonl::read(&path, false).unwrap();
+    let ids: Vec<&str> = data.documents.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "b", "line 6"]);
+    assert_eq!(data.documents[0].text, "First.");
+    let messages: Vec<String> = data.report.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[1].contains("dup.jsonl: line 6: duplicate document id \"line 6\", first used at line 5"));
+    assert_eq!(data.report.skipped[0].location(), Some("line 4"));
+    assert_eq!(data.report.records, 5);
+
+    // StreamingQA: two different texts with one doc_id; rows of one text may repeat it.
+    let text = "text,question,answers,doc_id\nOne.,Q1?,a,d1\nOne.,Q2?,b,d1\nTwo.,Q3?,c,d1\nThree.,Q4?,d,d2\n";
+    let path = write(&dir, "dup.csv", text);
+    let err = streamingqa::read(&path, true).unwrap_err();
+    assert_names(&err, &["dup.csv: record 3 (line 4): duplicate document id \"d1\", first used at record 1 (line 2)"]);
+    let data = streamingqa::read(&path, false).unwrap();
+    assert_eq!((data.report.documents, data.report.questions, data.report.skipped.len()), (2, 3, 1));
+
+    // ArchivalQA: two different paragraphs with one doc_id and para_num.
+    let text = ARCHIVAL.replace("nyt-1,0,It was in Belkarra.", "nyt-2,1,It was in Belkarra.");
+    let path = write(&dir, "dup-archival.csv", text);
+    let err = archivalqa::read(&path, archivalqa::TextColumn::Paragraph, true).unwrap_err();
+    assert_names(
+        &err,
+        &["dup-archival.csv: record 3 (line 4): duplicate document id \"nyt-2#1\", first used at record 2 (line 3)"],
+    );
+    let data = archivalqa::read(&path, archivalqa::TextColumn::Paragraph, false).unwrap();
+    assert_eq!((data.report.documents, data.report.skipped.len()), (2, 1));
+
+    // SQuAD: two articles with one title give their paragraphs the same ids.
+    let text = SQUAD_V1.replace("\"title\": \"Ostrenn\"", "\"title\": \"Belkarra\"");
+    let path = write(&dir, "dup.json", text);
+    let err = squad::read(&path, true).unwrap_err();
+    assert_names(
+        &err,
+        &["dup.json: data[1].paragraphs[0]: duplicate document id \"Belkarra#0\", first used at data[0].paragraphs[0]"],
+    );
+    let data = squad::read(&path, false).unwrap();
+    assert_eq!((data.report.documents, data.report.skipped.len()), (2, 1));
+}
+
+#[test]
+fn byte_order_mark_is_accepted_in_every_format() {
+    let dir = scratch("bom");
+    let squad_v2 = SQUAD_V1.replacen("{\"version\": \"1.1\", ", "{\"version\": \"v2.0\", ", 1);
+    let jsonl_text = "{\"id\": \"a\", \"text\": \"x\"}\n{\"id\": \"b\", \"text\": \"y\"}\n";
+    let cases: Vec<(&str, String, Format)> = vec![
+        ("s.json", SQUAD_V1.to_string(), Format::Squad),
+        ("v2.json", squad_v2, Format::Squad),
+        ("j.jsonl", jsonl_text.to_string(), Format::Jsonl),
+        ("j.json", jsonl_text.to_string(), Format::Jsonl),
+        ("q.csv", STREAMINGQA.to_string(), Format::StreamingQa),
+        ("a.csv", ARCHIVAL.to_string(), Format::ArchivalQa),
+        ("f.csv", "question,answer,doc_id,ans_text\nQ?,a,d,a text\n".to_string(), Format::ArchivalQaFull),
+        ("w.csv", "raw_text\nSome text.\n".to_string(), Format::RawTextCsv),
+        ("t.txt", "Some text.\n".to_string(), Format::Text),
+    ];
+    let plain_dir = dir.join("plain");
+    std::fs::create_dir_all(&plain_dir).unwrap();
+    for (name, contents, format) in cases {
+        // The same name in another folder, since ids may come from the file name.
+        let plain = read_any(&write(&plain_dir, name, &contents), Some(format), true).unwrap();
+        let path = write(&dir, name, format!("\u{feff}{contents}"));
+        assert_eq!(guess_format(&path).unwrap(), format, "{name}");
+        let data = read_any(&path, None, true).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(data.documents, plain.documents, "{name}");
+        assert!(!data.documents[0].text.starts_with('\u{feff}'), "{name}");
+    }
+    // The `parse` functions drop it from text their callers read.
+    let path = dir.join("given.csv");
+    assert_eq!(squad::parse(&path, &format!("\u{feff}{SQUAD_V1}"), true).unwrap().report.documents, 3);
+    assert_eq!(jsonl::parse(&path, &format!("\u{feff}{jsonl_text}"), true).unwrap().report.documents, 2);
+    assert_eq!(streamingqa::parse(&path, &format!("\u{feff}{STREAMINGQA}"), true).unwrap().report.documents, 2);
+    let text = format!("\u{feff}{ARCHIVAL}");
+    assert_eq!(archivalqa::parse(&path, &text, archivalqa::TextColumn::Paragraph, true).unwrap().report.documents, 3);
+    assert_eq!(unrelated::parse_csv(&path, "\u{feff}raw_text\nx\n", true).unwrap().texts(), vec!["x"]);
+}
+
+#[test]
+fn squad_empty_data_list_is_reported_as_empty() {
+    let dir = scratch("squad-empty");
+    for (name, text) in [("e.json", r#"{"data": []}"#), ("v.json", r#"{"version": "1.1", "data": []}"#)] {
+        let path = write(&dir, name, text);
+        for err in [read_any(&path, None, false).unwrap_err(), squad::read(&path, false).unwrap_err()] {
+            assert!(matches!(err, DataError::EmptyField { .. }), "{err:?}");
+            assert_names(&err, &[&format!("{name}: top level: field \"data\" is empty")]);
+        }
+    }
+    // Without `data` the guess still says so, and the SQuAD reader names the missing field.
+    let path = write(&dir, "none.json", r#"{"version": "1.1"}"#);
+    assert_names(&read_any(&path, None, false).unwrap_err(), &["none.json", "without a top-level \"data\" list"]);
+    assert_names(&squad::read(&path, false).unwrap_err(), &["none.json: top level: missing field \"data\""]);
 }
 
 #[test]
