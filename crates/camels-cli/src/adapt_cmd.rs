@@ -439,10 +439,16 @@ impl BackendJob for AdaptJob {
         if let Some((before, _, _)) = &before {
             for (p, b) in predictions.iter_mut().zip(before) {
                 p.nll_before = Some(b.nll);
+                p.f1_before = Some(b.f1);
+                p.em_strict_before = Some(b.em_strict);
             }
         }
-        write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
         let swapped_after = nlls(&model, &swapped.items)?;
+        for ((&i, &b), &a) in swapped.index.iter().zip(&swapped_before).zip(&swapped_after) {
+            predictions[i].swapped_nll_before = Some(b);
+            predictions[i].swapped_nll = Some(a);
+        }
+        write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
         let gold = |f: fn(&Prediction) -> Option<f64>| -> Vec<f64> {
             swapped.index.iter().filter_map(|&i| f(&predictions[i])).collect()
         };

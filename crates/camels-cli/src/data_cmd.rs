@@ -1,4 +1,5 @@
-//! `camels-cli data`: write the synthetic fact world; print a dataset's statistics.
+//! `camels-cli data`: write the synthetic fact world; print a dataset's statistics; select articles
+//! (streams disjoint by article).
 
 use std::path::PathBuf;
 
@@ -45,6 +46,31 @@ pub enum DataCommand {
         #[arg(long)]
         strict: bool,
     },
+    /// Write the documents of articles START..END (0-based, in file order; an article is a run of
+    /// documents with one title) as JSONL: streams disjoint by article for meta-training,
+    /// validation and test.
+    Select {
+        /// The dataset file (any format `stats` reads).
+        file: PathBuf,
+        /// Articles START..END (END excluded), for example `30..36`.
+        #[arg(long)]
+        articles: String,
+        /// squad, streamingqa, archivalqa, jsonl or text; guessed from the file when absent.
+        #[arg(long)]
+        format: Option<Format>,
+        /// The JSONL file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `START..END` → (START, END), END > START.
+fn parse_range(text: &str) -> Result<(usize, usize)> {
+    let parsed = text.split_once("..").and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    match parsed {
+        Some((start, end)) if end > start => Ok((start, end)),
+        _ => anyhow::bail!("--articles {text}: expected START..END with END > START, for example 30..36"),
+    }
 }
 
 pub fn run(command: DataCommand) -> Result<()> {
@@ -81,6 +107,35 @@ pub fn run(command: DataCommand) -> Result<()> {
             let encoder = tokenizer.as_ref().map(|t| t.inner() as &dyn TextEncoder);
             let stats = stats_of(&dataset.documents, dataset.report, encoder)?;
             println!("{stats}");
+            Ok(())
+        }
+        DataCommand::Select { file, articles, format, out } => {
+            let (start, end) = parse_range(&articles)?;
+            let dataset = read_any(&file, format, false)?;
+            let mut article = 0usize;
+            let mut previous: Option<Option<String>> = None;
+            let mut kept = Vec::new();
+            for doc in dataset.documents {
+                if previous.as_ref().is_some_and(|t| *t != doc.title) {
+                    article += 1;
+                }
+                previous = Some(doc.title.clone());
+                if (start..end).contains(&article) {
+                    kept.push(doc);
+                }
+            }
+            let found = previous.map_or(0, |_| article + 1);
+            anyhow::ensure!(
+                end <= found,
+                "{}: --articles {articles}: the file holds {found} articles (0..{found})",
+                file.display()
+            );
+            let questions: usize = kept.iter().map(|d| d.questions.len()).sum();
+            camels_data::jsonl::write(&out, &kept)?;
+            println!("{}: articles {start}..{end}: {} documents, {questions} questions", out.display(), kept.len());
+            for skipped in &dataset.report.skipped {
+                println!("skipped: {skipped}");
+            }
             Ok(())
         }
     }

@@ -3,6 +3,7 @@
 mod adapt_cmd;
 mod bench;
 mod check;
+mod compare_cmd;
 mod data_cmd;
 mod demo_cmd;
 mod train_cmd;
@@ -73,6 +74,8 @@ enum Command {
     Adapt(Box<adapt_cmd::AdaptArgs>),
     /// Ask a QA set's questions without adapting.
     Eval(adapt_cmd::QaArgs),
+    /// Compare `adapt --eval-before` runs: F1, EM and gains with 95% bootstrap intervals, each run against a baseline, the retention curve
+    Compare(compare_cmd::CompareArgs),
     /// Meta-train a CaMeLS weighting model (resumes when --out holds a checkpoint).
     MetaTrain(train_cmd::MetaTrainArgs),
     /// Train a small QA-tuned base LM (and its tokenizer) on a synthetic world.
@@ -169,6 +172,7 @@ fn run(command: Command) -> Result<()> {
         Command::Check(args) => check::run(args),
         Command::Adapt(args) => adapt_cmd::run_adapt(*args),
         Command::Eval(args) => adapt_cmd::run_eval(args),
+        Command::Compare(args) => compare_cmd::run_compare(args),
         Command::MetaTrain(args) => train_cmd::meta_train_cmd(args),
         Command::PretrainBase(args) => train_cmd::pretrain_cmd(args),
         Command::Pretrain(args) => demo_cmd::pretrain_cmd(args),

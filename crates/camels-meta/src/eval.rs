@@ -323,6 +323,15 @@ pub struct Prediction {
     pub nll_before: Option<f64>,
     /// Gold-answer NLL of the evaluated model.
     pub nll: f64,
+    /// Token F1 before adaptation, when measured.
+    pub f1_before: Option<f64>,
+    /// Strict EM before adaptation, when measured.
+    pub em_strict_before: Option<f64>,
+    /// NLL of the swapped answer (another document's, see [`swapped_answers`]) before adaptation,
+    /// when the question has a partner and `--eval-before` measured it.
+    pub swapped_nll_before: Option<f64>,
+    /// NLL of the swapped answer after adaptation.
+    pub swapped_nll: Option<f64>,
 }
 
 /// Asks every question, scores the answers and measures the gold-answer NLL.
@@ -353,6 +362,10 @@ pub fn evaluate_questions<B: Backend>(
                 f1: s.f1,
                 nll_before: None,
                 nll,
+                f1_before: None,
+                em_strict_before: None,
+                swapped_nll_before: None,
+                swapped_nll: None,
             }
         })
         .collect())
@@ -505,7 +518,11 @@ fn csv_field(s: &str) -> String {
 /// Writes `predictions.csv` (atomically): question, gold answers (joined by ` | `), prediction,
 /// raw generation, EM (lenient), EM strict, F1, NLL before, NLL.
 pub fn write_predictions_csv(path: &Path, predictions: &[Prediction]) -> Result<()> {
-    let mut out = String::from("doc_id,question,answers,prediction,generation,em,em_strict,f1,nll_before,nll\n");
+    let mut out = String::from(
+        "doc_id,question,answers,prediction,generation,em,em_strict,f1,nll_before,nll,f1_before,em_strict_before,\
+         swapped_nll_before,swapped_nll\n",
+    );
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     for p in predictions {
         let row = [
             csv_field(&p.doc_id),
@@ -516,8 +533,12 @@ pub fn write_predictions_csv(path: &Path, predictions: &[Prediction]) -> Result<
             p.em.to_string(),
             p.em_strict.to_string(),
             format!("{:.6}", p.f1),
-            p.nll_before.map(|v| format!("{v:.6}")).unwrap_or_default(),
+            opt(p.nll_before),
             format!("{:.6}", p.nll),
+            opt(p.f1_before),
+            opt(p.em_strict_before),
+            opt(p.swapped_nll_before),
+            opt(p.swapped_nll),
         ];
         out.push_str(&row.join(","));
         out.push('\n');

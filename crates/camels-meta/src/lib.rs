@@ -42,6 +42,7 @@
 pub mod adafactor;
 pub mod adapt;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -304,9 +304,8 @@ pub fn weighted_docs<B: Backend>(
     documents
         .iter()
         .map(|doc| {
-            let mut encoded = encoder.encode(&doc.text)?;
-            encoded.ids.truncate(max_tokens);
-            encoded.offsets.truncate(max_tokens);
+            // Only the kept prefix is tokenised: a huge document costs what its first tokens cost.
+            let encoded = camels_data::encode_prefix(encoder, &doc.text, max_tokens)?;
             let weights = weigher.weigh_document(doc, &encoded)?;
             Ok(WeightedDoc { id: doc.id.clone(), ids: encoded.ids, weights })
         })
@@ -326,7 +325,7 @@ pub fn write_weights_jsonl(
 ) -> Result<()> {
     let mut out = String::new();
     for (doc, weighted) in documents.iter().zip(stream) {
-        let encoded = encoder.encode(&doc.text)?;
+        let encoded = camels_data::encode_prefix(encoder, &doc.text, weighted.ids.len())?;
         let chars: Vec<char> = doc.text.chars().collect();
         let tokens: Vec<serde_json::Value> = weighted
             .ids
