@@ -60,6 +60,10 @@ pub struct QaArgs {
     /// Questions per generation batch.
     #[arg(long, default_value_t = 16)]
     eval_batch: usize,
+    /// Measure the answer NLL over the answer's tokens only, without the end of sequence after it
+    /// (the paper's `include_eos = false`; by default the end of sequence is a target too).
+    #[arg(long)]
+    nll_without_eos: bool,
     /// Output directory: predictions.csv and summary.json.
     #[arg(long)]
     out: PathBuf,
@@ -183,7 +187,10 @@ fn eval_config(qa: &QaArgs) -> EvalConfig {
     } else {
         Decoding::Greedy
     };
-    EvalConfig { decoding, max_new_tokens: qa.max_new_tokens, batch_size: qa.eval_batch, ..EvalConfig::default() }
+    let mut config =
+        EvalConfig { decoding, max_new_tokens: qa.max_new_tokens, batch_size: qa.eval_batch, ..EvalConfig::default() };
+    config.qa.include_eos = !qa.nll_without_eos;
+    config
 }
 
 /// Warns about the malformed records a reader skipped, and keeps its report for `summary.json`.

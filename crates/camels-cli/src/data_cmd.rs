@@ -103,9 +103,16 @@ pub fn run(command: DataCommand) -> Result<()> {
                 )
                 .transpose()
                 .context("loading the tokenizer")?;
+            let spinner = indicatif::ProgressBar::new_spinner(); // drawn on a terminal only
+            spinner.set_message(format!("reading {}", file.display()));
+            spinner.enable_steady_tick(std::time::Duration::from_millis(200));
             let dataset = read_any(&file, format, strict)?;
             let encoder = tokenizer.as_ref().map(|t| t.inner() as &dyn TextEncoder);
+            if encoder.is_some() {
+                spinner.set_message(format!("tokenising {} documents", dataset.documents.len()));
+            }
             let stats = stats_of(&dataset.documents, dataset.report, encoder)?;
+            spinner.finish_and_clear();
             println!("{stats}");
             Ok(())
         }

@@ -98,11 +98,15 @@ fn compare_prints_intervals_for_runs_over_the_same_questions() {
     let ci = &json["runs"][1]["nll_gain"];
     assert!(ci["lo"].as_f64().unwrap() <= ci["estimate"].as_f64().unwrap(), "{ci}");
     assert!(ci["estimate"].as_f64().unwrap() <= ci["hi"].as_f64().unwrap(), "{ci}");
-    // A run without the before-columns is refused with its file named.
+    // An `eval` run (no before-columns) takes the baseline's; as the baseline it is refused.
     let (code, _, stderr) = camels(&["eval", "--base", s(&tiny), "--stream", s(&file), "--out", s(&dir.join("eval"))]);
     assert_eq!(code, 0, "{stderr}");
     let eval = format!("eval={}", s(&dir.join("eval")));
-    let (code, _, stderr) = camels(&["compare", "--run", &uniform, "--run", &eval]);
+    let (code, stdout, stderr) = camels(&["compare", "--run", &uniform, "--run", &eval, "--resamples", "50"]);
+    assert_eq!(code, 0, "{stderr}");
+    // The unadapted base gains nothing over its own before.
+    assert!(stdout.contains("| eval | 6 |") && stdout.contains("| 0.000 [0.000, 0.000] |"), "{stdout}");
+    let (code, _, stderr) = camels(&["compare", "--run", &uniform, "--run", &eval, "--baseline", "eval"]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("predictions.csv") && stderr.contains("--eval-before"), "{stderr}");
+    assert!(stderr.contains("--eval-before"), "{stderr}");
 }

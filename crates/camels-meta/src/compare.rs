@@ -44,18 +44,15 @@ pub struct QuestionRow {
     pub swapped_nll: Option<f64>,
 }
 
-/// Reads a `predictions.csv` written by `adapt` (with `--eval-before`).
+/// Reads a `predictions.csv` written by `adapt` (with `--eval-before`) or `eval` (no before-columns:
+/// [`compare`] takes them from the baseline, which saw the same base and questions).
 pub fn read_predictions(path: &Path) -> Result<Vec<QuestionRow>> {
     let parse =
         |row: usize, message: String| MetaError::Parse { path: path.into(), field: format!("row {row}"), message };
     let mut reader = csv::Reader::from_path(path).map_err(|e| parse(0, e.to_string()))?;
     let mut rows = Vec::new();
     for (i, record) in reader.deserialize::<QuestionRow>().enumerate() {
-        let row = record.map_err(|e| parse(i + 1, e.to_string()))?;
-        if row.nll_before.is_none() || row.f1_before.is_none() {
-            return Err(parse(i + 1, "no before-columns: rerun `adapt` with --eval-before".into()));
-        }
-        rows.push(row);
+        rows.push(record.map_err(|e| parse(i + 1, e.to_string()))?);
     }
     if rows.is_empty() {
         return Err(parse(0, "no questions".into()));
@@ -192,7 +189,9 @@ fn point(rows: &[QuestionRow], quarter: &[usize], idx: &[usize]) -> Point {
 }
 
 /// Compares `runs` (name, questions) against the run named `baseline`, with `resamples` bootstrap
-/// resamples of the questions drawn from `seed`.
+/// resamples of the questions drawn from `seed`. The baseline must hold the before-columns
+/// (`adapt --eval-before`); a run without them (an `eval` of a model adapted and then re-tuned
+/// elsewhere) takes the baseline's, since every run starts from the same base.
 pub fn compare(runs: &[(String, Vec<QuestionRow>)], baseline: &str, resamples: usize, seed: u64) -> Result<Comparison> {
     let mismatch = |reason: String| MetaError::InvalidOption {
         option: "--run".into(),
@@ -213,6 +212,31 @@ pub fn compare(runs: &[(String, Vec<QuestionRow>)], baseline: &str, resamples: u
             )));
         }
     }
+    if runs[base].1.iter().any(|r| r.nll_before.is_none() || r.f1_before.is_none()) {
+        return Err(mismatch(format!(
+            "a baseline `{baseline}` with before-columns: run it with `adapt --eval-before`"
+        )));
+    }
+    let filled: Vec<(String, Vec<QuestionRow>)> = runs
+        .iter()
+        .map(|(name, rows)| {
+            let rows = rows
+                .iter()
+                .zip(&runs[base].1)
+                .map(|(r, b)| {
+                    let mut r = r.clone();
+                    if r.nll_before.is_none() {
+                        r.nll_before = b.nll_before;
+                        r.f1_before = b.f1_before;
+                        r.em_strict_before = b.em_strict_before;
+                    }
+                    r
+                })
+                .collect();
+            (name.clone(), rows)
+        })
+        .collect();
+    let runs = &filled;
     // The quarter of the stream each question's document sat in (documents in order of appearance).
     let mut order: Vec<&str> = Vec::new();
     let doc_pos: Vec<usize> = first

@@ -156,3 +156,30 @@ fn presets_have_the_published_parameter_counts() {
     assert_eq!(Gpt2Config::gpt2_large().num_params(), 774_030_080);
     assert_eq!(Gpt2Config::gpt2_xl().num_params(), 1_557_611_200);
 }
+
+#[test]
+fn concurrent_atomic_writes_of_one_file_never_collide() {
+    // Two writers of the same file used to share one temporary name: one renamed the other's file
+    // away and failed naming the wrong file. Each write now has a temporary file of its own.
+    let dir = std::env::temp_dir().join(format!("camels-write-atomic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("metrics.json");
+    let writers: Vec<_> = (0..4u8)
+        .map(|w| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    camels_model::hf::write_atomic(&path, &[w; 4096]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("no writer failed");
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() == 4096 && bytes.iter().all(|&b| b == bytes[0]), "a torn file");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left.len(), 1, "temporary files left behind: {left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
