@@ -58,6 +58,10 @@ pub struct DataSection {
     pub questions_per_doc: usize,
     /// Longest QA row "question answer<eos>", in tokens.
     pub qa_max_len: usize,
+    /// Whether the end of sequence after the answer is a target of the outer QA loss (the paper's
+    /// `include_eos`). On a QA-tuned web-pretrained base, steps on documents raise that one token's
+    /// NLL for every answer (BENCHMARKS.md, SmolLM2), so `false` keeps the outer loss on the answers.
+    pub qa_include_eos: bool,
     /// Length of a locality window, in tokens.
     pub locality_tokens: usize,
     /// Locality windows per meta-step.
@@ -75,6 +79,7 @@ impl Default for DataSection {
             max_doc_tokens: 1024,
             questions_per_doc: 1,
             qa_max_len: 128,
+            qa_include_eos: true,
             locality_tokens: 128,
             locality_batch_size: 2,
             val_docs: 48,

@@ -222,7 +222,11 @@ fn build_problem(
         };
         pairs.extend(chosen.into_iter().map(|i| (doc.qa[i].0.as_str(), doc.qa[i].1.as_str())));
     }
-    let qa_config = QaBatchConfig { max_len: config.data.qa_max_len, ..QaBatchConfig::default() };
+    let qa_config = QaBatchConfig {
+        max_len: config.data.qa_max_len,
+        include_eos: config.data.qa_include_eos,
+        ..QaBatchConfig::default()
+    };
     let qa = qa_train_batch(encoder, &pairs, &qa_config)?;
     let t = docs[0].ids.len();
     let rows = |b: &TokenBatch| {
@@ -698,4 +702,33 @@ pub fn doc_rows(doc: &PreparedDoc) -> Result<Rows> {
 /// Builds the checkpoint pointer of the last checkpoint of `run_dir`, if any.
 pub fn last_checkpoint(run_dir: &Path) -> Result<Option<Pointer>> {
     checkpoint::read_pointer(run_dir, "last")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outer_qa_loss_drops_the_end_of_sequence_target_when_asked() {
+        let doc = PreparedDoc {
+            id: "d".into(),
+            text: "Avon flows past Berel.".into(),
+            ids: vec![65, 118, 111, 110],
+            mask: vec![1.0; 4],
+            offsets: vec![(0, 1), (1, 2), (2, 3), (3, 4)],
+            answer: vec![false; 4],
+            qa: vec![("Which town?".into(), "Berel".into())],
+        };
+        let locality = TokenBatch::from_rows(&[vec![1, 2, 3]], None, 0, camels_data::Padding::Right, None).unwrap();
+        let targets = |include_eos: bool| {
+            let mut config = MetaTrainConfig::default();
+            config.data.qa_include_eos = include_eos;
+            let problem =
+                build_problem(&camels_data::ByteEncoder, &config, &[&doc], &locality, &mut Rng::new(0)).unwrap();
+            problem.qa_targets.iter().sum::<f32>()
+        };
+        // " Berel" is 6 byte tokens; the end of sequence is one more target.
+        assert_eq!(targets(true), targets(false) + 1.0);
+        assert_eq!(targets(false), 6.0);
+    }
 }

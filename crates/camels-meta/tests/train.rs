@@ -133,6 +133,9 @@ fn set_overrides_any_value_and_the_paper_defaults_hold() {
         "defaults are the paper's"
     );
     MetaTrainConfig::from_file(&config_file("demo.toml"), &[]).unwrap();
+    let smollm2 = MetaTrainConfig::from_file(&config_file("smollm2.toml"), &[]).unwrap();
+    assert!(paper.data.qa_include_eos, "the paper's outer loss includes the end of sequence");
+    assert!(!smollm2.data.qa_include_eos, "SmolLM2's leaves it out (BENCHMARKS.md)");
 }
 
 #[test]
