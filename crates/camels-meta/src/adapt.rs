@@ -477,20 +477,21 @@ fn config_mismatch(state_path: PathBuf, saved: &AdaptConfig, now: &AdaptConfig) 
 /// Checks, before any work, that the resume checkpoint in `dir` (if any) was written with `config`;
 /// [`adapt`] checks it again, with the stream and base, when it loads it.
 pub fn check_resumable(dir: &Path, config: &AdaptConfig) -> Result<()> {
+    match read_state(dir)? {
+        Some((state_path, state)) if &state.config != config => Err(config_mismatch(state_path, &state.config, config)),
+        _ => Ok(()),
+    }
+}
+
+/// The checkpoint's `state.json` in `dir` and its path, or `None` when there is no checkpoint.
+fn read_state(dir: &Path) -> Result<Option<(PathBuf, CheckpointState)>> {
     let state_path = dir.join("state.json");
     if !state_path.exists() {
-        return Ok(());
+        return Ok(None);
     }
     let text = std::fs::read_to_string(&state_path).map_err(io(&state_path))?;
-    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| MetaError::Parse {
-        path: state_path.clone(),
-        field: "-".into(),
-        message: e.to_string(),
-    })?;
-    if &state.config != config {
-        return Err(config_mismatch(state_path, &state.config, config));
-    }
-    Ok(())
+    let state = serde_json::from_str(&text).map_err(|e| recorder_error(&state_path, e))?;
+    Ok(Some((state_path, state)))
 }
 
 /// Whether every float parameter of `model` is finite (a diverged model is never saved).
@@ -519,16 +520,9 @@ fn load_checkpoint<B: AutodiffBackend, O: Optimizer<BaseLm<B>, B>>(
     fingerprint: &str,
     base: &str,
 ) -> Result<(BaseLm<B>, O, Option<CheckpointState>)> {
-    let state_path = dir.join("state.json");
-    if !state_path.exists() {
+    let Some((state_path, state)) = read_state(dir)? else {
         return Ok((model, optim, None));
-    }
-    let text = std::fs::read_to_string(&state_path).map_err(io(&state_path))?;
-    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| MetaError::Parse {
-        path: state_path.clone(),
-        field: "-".into(),
-        message: e.to_string(),
-    })?;
+    };
     if state.fingerprint != fingerprint {
         return Err(MetaError::CheckpointMismatch {
             path: state_path,
