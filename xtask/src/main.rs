@@ -6,6 +6,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod uptake;
+
 const USAGE: &str = "usage: cargo xtask <task> [args]
 
 tasks:
@@ -23,7 +25,13 @@ tasks:
   demo [--release] [--out DIR] [--set k=v]... [--device D]
                          the end-to-end demo from nothing (camels-cli demo): synthetic world, tokenizer,
                          two base LMs, CaMeLS, adaptation with every strategy, results.{json,md} and
-                         report.html; dev profile unless --release; --out defaults to runs/demo-e2e";
+                         report.html; dev profile unless --release; --out defaults to runs/demo-e2e
+  uptake [--out DIR] [--base GGUF] [--config FILE] [--set k=v]... [--lrs A,B] [--sweep-docs N]
+         [--test-docs N] [--until STAGE] [--dev]
+                         the whole pipeline on a real base (SmolLM2-135M from $CAMELS_MODELS_DIR by
+                         default): data → qa-tune → meta → sweep → test → compare, each stage timed and
+                         resumed after a kill (rerun the same command); release build unless --dev;
+                         --out defaults to runs/smollm2, the table lands in OUT/table.md";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,6 +55,7 @@ fn main() -> Result<()> {
         }
         "train" => train(rest),
         "demo" => demo(rest),
+        "uptake" => uptake::uptake(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -56,7 +65,7 @@ fn main() -> Result<()> {
 }
 
 /// The workspace root (the parent of this crate).
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
@@ -65,7 +74,7 @@ fn python(args: &[String]) -> String {
     args.iter().position(|a| a == "--python").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "python3".into())
 }
 
-fn run(command: &mut Command) -> Result<()> {
+pub(crate) fn run(command: &mut Command) -> Result<()> {
     command.current_dir(root());
     eprintln!("xtask: running {command:?}");
     let status = command.status().with_context(|| format!("could not start {command:?}"))?;
@@ -75,7 +84,7 @@ fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 

@@ -118,6 +118,28 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// How close the first-order (or central-difference) meta-gradient comes to the exact one on a
+    /// real run's first meta-problems (its config: base, data, K, inner lr; φ at initialisation).
+    MetaGrad {
+        /// Run configuration (TOML, see configs/).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a key: `--set inner.inner_lr=5e-4` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Meta-problems compared (the run's steps 1..N).
+        #[arg(long, default_value_t = 3)]
+        problems: usize,
+        /// The approximation: first-order or central-difference.
+        #[arg(long, default_value = "first-order")]
+        mode: String,
+        /// Device: cpu, wgpu[:N], cuda[:N], cuda-raw[:N].
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Write the result here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Answer generation as evaluation runs it: batches of question prompts, a KV cache, greedy or
     /// beam decoding of a fixed number of new tokens (no row stops early).
     Generate {
@@ -329,6 +351,36 @@ pub fn run(command: BenchCommand) -> Result<()> {
             };
             emit(&result, json)
         }
+        BenchCommand::MetaGrad { config, set, problems, mode, device, json } => {
+            let approx = match mode.as_str() {
+                "first-order" => MetaGradMode::first_order(),
+                "central-difference" => MetaGradMode::central_difference(),
+                other => anyhow::bail!("unknown --mode `{other}`: first-order or central-difference"),
+            };
+            let run = camels_meta::config::MetaTrainConfig::from_file(&config, &set)?;
+            let results = run_on(device, MetaGradJob { config: run.clone(), problems, approx })??;
+            let pick =
+                |f: fn(&camels_meta::train::ModeAgreement) -> f64| median(&results.iter().map(f).collect::<Vec<_>>());
+            let result = serde_json::json!({
+                "bench": "meta_grad_agreement",
+                "config": config,
+                "overrides": set,
+                "device": device.to_string(),
+                "mode": mode,
+                "inner_lr": run.inner.inner_lr,
+                "docs": run.inner.update_batch_size,
+                "max_doc_tokens": run.data.max_doc_tokens,
+                "threads": threads(),
+                "median_cosine": pick(|r| r.cosine),
+                "median_relative_error": pick(|r| r.relative_error),
+                "median_phi_cosine": pick(|r| r.phi_cosine),
+                "median_exact_seconds": pick(|r| r.exact_seconds),
+                "median_approx_seconds": pick(|r| r.approx_seconds),
+                "problems": results,
+                "peak_rss_gib": peak_rss_gib(),
+            });
+            emit(&result, json)
+        }
         BenchCommand::Generate { preset, batch, prompt_len, new_tokens, num_beams, iters, device, json } => {
             let config = BaseConfig::preset(&preset).with_context(|| format!("unknown preset `{preset}`"))?;
             anyhow::ensure!(
@@ -458,6 +510,32 @@ impl AdaptStep {
             model = Some(m);
             start.elapsed().as_secs_f64()
         })
+    }
+}
+
+struct MetaGradJob {
+    config: camels_meta::config::MetaTrainConfig,
+    problems: usize,
+    approx: MetaGradMode,
+}
+
+impl BackendJob for MetaGradJob {
+    type Output = Result<Vec<camels_meta::train::ModeAgreement>>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        Ok(camels_meta::train::meta_grad_agreement::<B>(&self.config, self.problems, self.approx, &device, &mut |r| {
+            eprintln!(
+                "meta-step {}: cos {:.4}, relative error {:.4}, |approx|/|exact| {:.4}, same sign {:.3}, \
+                 dJ/dphi cos {:.4} ({:.1} s exact, {:.1} s approximate)",
+                r.step,
+                r.cosine,
+                r.relative_error,
+                r.norm_ratio,
+                r.sign_agreement,
+                r.phi_cosine,
+                r.exact_seconds,
+                r.approx_seconds
+            )
+        })?)
     }
 }
 

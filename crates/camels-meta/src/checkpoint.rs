@@ -2,11 +2,15 @@
 //!
 //! A checkpoint is a directory `checkpoints/step-NNNNNNNN/` holding
 //! - `weighting.safetensors`: φ, f32, keys = module paths (`trunk.h.0.attn.c_attn.weight`, `head.fc.weight`, …);
-//! - `base.safetensors`: the carried base LM θ (it drifts between resets), same key scheme;
+//!   with a frozen trunk loaded from a file ([`TrunkSource`]) only the `head.*` tensors, the trunk
+//!   being that file's first blocks (a few hundred KB instead of the trunk's size);
+//! - `base.safetensors`: the carried base LM θ (it drifts between resets), same key scheme; absent
+//!   when the checkpoint falls on a reset (`docs_since_reset == 0`), where θ is θ₀;
 //! - `optimizer.mpk`: burn's Adam record (moments and step counts per parameter), named MessagePack,
 //!   full precision, keyed by the deterministic parameter ids of [`stable_param_ids`];
 //! - `state.json`: the counters ([`TrainState`]);
-//! - `weighting_config.json` (the trunk's HF config) and `weighting.json` (the head's options), so
+//! - `weighting_config.json` (the trunk's HF config) and `weighting.json` (the head's options and
+//!   the trunk's source, if any), so
 //!   that the directory alone loads as a weighting model (`adapt --weights camels:DIR`, see
 //!   [`crate::strategy::load_weighting_model`]).
 //!
@@ -22,7 +26,8 @@ use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
-use camels_model::hf::{base_config_json, load_module, save_module, write_atomic};
+use camels_model::hf::{base_config_json, load_module, load_trunk, save_module, save_module_where, write_atomic};
+use camels_model::weighting::WeightingModel;
 use camels_model::weighting::WeightingModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +145,8 @@ pub fn remove_pointer(run_dir: &Path, name: &str) -> Result<()> {
 pub fn save<A, O>(
     run_dir: &Path,
     state: &TrainState,
-    weighting: &impl Module<A>,
+    weighting: &WeightingModel<A>,
+    trunk: Option<&TrunkSource>,
     optimizer: &O,
     base: &impl Module<A::InnerBackend>,
 ) -> Result<Pointer>
@@ -160,8 +166,14 @@ where
         std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    save_module(weighting, &dir.join("weighting.safetensors"))?;
-    save_module(base, &dir.join("base.safetensors"))?;
+    let weighting_path = dir.join("weighting.safetensors");
+    match trunk {
+        Some(_) => save_module_where(weighting, &weighting_path, |name| name.starts_with("head."))?,
+        None => save_module(weighting, &weighting_path)?,
+    }
+    if state.docs_since_reset > 0 {
+        save_module(base, &dir.join("base.safetensors"))?;
+    }
     let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
     let optim_path = dir.join("optimizer.mpk");
     let bytes = Recorder::<A>::record(&recorder, optimizer.to_record(), ())
@@ -172,17 +184,104 @@ where
     Ok(Pointer { step: state.step, dir: name })
 }
 
-/// Writes `weighting_config.json` (the trunk's HF `config.json`) and `weighting.json` (head options)
-/// into the checkpoint directory `dir`, atomically.
-pub fn write_weighting_description(dir: &Path, config: &WeightingModelConfig) -> Result<()> {
-    let trunk = serde_json::to_vec_pretty(&base_config_json(&config.trunk)).expect("the config serialises");
-    write_atomic(&dir.join("weighting_config.json"), &trunk)?;
-    let head = serde_json::json!({
+/// Where a frozen weighting trunk comes from: the first `num_hidden_layers` blocks (and the final
+/// norm) of a base checkpoint, so that a saved weighting model holds its head only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrunkSource {
+    /// The base checkpoint (a GGUF file or an HF directory), as the run's config names it:
+    /// `$CAMELS_MODELS_DIR/…` stays unexpanded, so that the saved model loads on another machine.
+    pub trunk_from: String,
+    /// The size of that file in bytes (an HF directory: its `model.safetensors`), checked on load.
+    pub trunk_bytes: u64,
+}
+
+impl TrunkSource {
+    /// The source `path` names (as written in the config), with its size read now.
+    pub fn of(path: &Path) -> Result<Self> {
+        let file = trunk_file(&crate::config::expand_path(path)?);
+        let bytes = std::fs::metadata(&file).map_err(io(&file))?.len();
+        Ok(Self { trunk_from: path.to_string_lossy().into_owned(), trunk_bytes: bytes })
+    }
+
+    /// Loads the trunk into `model` from the source file, checking that it is the same file (by size)
+    /// as the one the head was trained on; `described_in` is the file that named the source.
+    pub fn load_into<B: Backend>(
+        &self,
+        mut model: WeightingModel<B>,
+        described_in: &Path,
+    ) -> Result<WeightingModel<B>> {
+        let path = crate::config::expand_path(Path::new(&self.trunk_from))?;
+        let file = trunk_file(&path);
+        let bytes = std::fs::metadata(&file)
+            .map_err(|e| {
+                bad(
+                    described_in,
+                    format!(
+                        "trunk_from: cannot read {} ({e}); the weighting model's head was trained on this \
+                         file's first blocks (set CAMELS_MODELS_DIR to the folder holding it)",
+                        file.display()
+                    ),
+                )
+            })?
+            .len();
+        if bytes != self.trunk_bytes {
+            return Err(bad(
+                described_in,
+                format!(
+                    "trunk_from: {} has {bytes} bytes, but the head was trained on a file of {} bytes: \
+                     not the same checkpoint",
+                    file.display(),
+                    self.trunk_bytes
+                ),
+            ));
+        }
+        model.trunk = load_trunk(model.trunk, &path)?;
+        Ok(model)
+    }
+}
+
+/// The weight file of a base checkpoint path (a GGUF file, or an HF directory's safetensors).
+fn trunk_file(path: &Path) -> PathBuf {
+    if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() }
+}
+
+/// Loads `weighting.safetensors` from `dir` into `model`: the head only when `trunk` is given (the
+/// trunk is then loaded from its source), else every tensor.
+pub fn load_weighting<B: Backend>(
+    model: WeightingModel<B>,
+    dir: &Path,
+    trunk: Option<&TrunkSource>,
+) -> Result<WeightingModel<B>> {
+    let file = dir.join("weighting.safetensors");
+    match trunk {
+        None => Ok(load_module(model, &file, |p| vec![p.to_string()])?),
+        Some(source) => {
+            let mut model = source.load_into(model, &dir.join("weighting.json"))?;
+            model.head = load_module(model.head, &file, |p| vec![format!("head.{p}")])?;
+            Ok(model)
+        }
+    }
+}
+
+/// Writes `weighting_config.json` (the trunk's HF config) and `weighting.json` (head options and
+/// the frozen trunk's source, if any) into the checkpoint directory `dir`, atomically.
+pub fn write_weighting_description(
+    dir: &Path,
+    config: &WeightingModelConfig,
+    trunk: Option<&TrunkSource>,
+) -> Result<()> {
+    let trunk_json = serde_json::to_vec_pretty(&base_config_json(&config.trunk)).expect("the config serialises");
+    write_atomic(&dir.join("weighting_config.json"), &trunk_json)?;
+    let mut head = serde_json::json!({
         "head_hidden": config.head_hidden,
         "activation": config.activation,
         "softplus_beta": config.softplus_beta,
         "normalize": config.normalize,
     });
+    if let Some(source) = trunk {
+        head["trunk_from"] = source.trunk_from.clone().into();
+        head["trunk_bytes"] = source.trunk_bytes.into();
+    }
     write_atomic(&dir.join("weighting.json"), &serde_json::to_vec_pretty(&head).expect("json serialises"))?;
     Ok(())
 }
@@ -210,24 +309,26 @@ pub struct Restored<W, O, L> {
 
 /// Loads the checkpoint `pointer` names into freshly built modules of the same shapes (`weighting`
 /// must carry [`stable_param_ids`]).
-pub fn load<A, W, O, L>(
+///
+/// `base` is θ₀: it stands for the carried base of a checkpoint taken on a reset, which has no
+/// `base.safetensors`.
+pub fn load<A, O, L>(
     run_dir: &Path,
     pointer: &Pointer,
-    weighting: W,
+    weighting: WeightingModel<A>,
+    trunk: Option<&TrunkSource>,
     optimizer: O,
     base: L,
     device: &A::Device,
-) -> Result<Restored<W, O, L>>
+) -> Result<Restored<WeightingModel<A>, O, L>>
 where
     A: AutodiffBackend,
-    W: Module<A>,
     O: Optimizer<camels_model::weighting::WeightingModel<A>, A>,
     L: Module<A::InnerBackend>,
 {
     let dir = checkpoints_dir(run_dir).join(&pointer.dir);
     let same = |p: &str| vec![p.to_string()];
-    let weighting = load_module(weighting, &dir.join("weighting.safetensors"), same)?;
-    let base = load_module(base, &dir.join("base.safetensors"), same)?;
+    let weighting = load_weighting(weighting, &dir, trunk)?;
     let optim_path = dir.join("optimizer.mpk");
     let bytes = std::fs::read(&optim_path).map_err(io(&optim_path))?;
     let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
@@ -240,6 +341,14 @@ where
     if state.step != pointer.step {
         return Err(bad(&state_path, format!("step {} but the pointer says {}", state.step, pointer.step)));
     }
+    let base_path = dir.join("base.safetensors");
+    let base = match (base_path.exists(), state.docs_since_reset) {
+        (true, _) => load_module(base, &base_path, same)?,
+        (false, 0) => base,
+        (false, n) => {
+            return Err(bad(&base_path, format!("missing, but the base had taken {n} documents since its reset")));
+        }
+    };
     Ok(Restored { state, weighting, optimizer, base })
 }
 

@@ -32,6 +32,8 @@ pub struct EvalConfig {
     pub qa: QaBatchConfig,
     /// Window of unrelated text for perplexity, in tokens.
     pub unrelated_window: usize,
+    /// Windows of unrelated text measured at most, the text's first (0: all of them).
+    pub unrelated_windows: usize,
 }
 
 impl Default for EvalConfig {
@@ -42,6 +44,7 @@ impl Default for EvalConfig {
             batch_size: 16,
             qa: QaBatchConfig::default(),
             unrelated_window: 256,
+            unrelated_windows: 0,
         }
     }
 }
@@ -264,8 +267,9 @@ pub fn generate_answers<B: Backend>(
     Ok(out)
 }
 
-/// Perplexity of `texts` cut into windows of `config.unrelated_window` tokens (at most the context): exp of the mean
-/// next-token NLL over every real target.
+/// Perplexity of `texts` cut into windows of `config.unrelated_window` tokens (at most the context),
+/// the first `config.unrelated_windows` of them (0: all): exp of the mean next-token NLL over every
+/// real target.
 pub fn perplexity<B: Backend, S: AsRef<str>>(
     model: &BaseLm<B>,
     encoder: &dyn TextEncoder,
@@ -275,7 +279,8 @@ pub fn perplexity<B: Backend, S: AsRef<str>>(
 ) -> Result<f64> {
     let windows = locality_batch(encoder, texts, config.unrelated_window.min(context(model)))?;
     let (mut total, mut count) = (0.0, 0.0);
-    let rows: Vec<usize> = (0..windows.batch).collect();
+    let kept = if config.unrelated_windows == 0 { windows.batch } else { windows.batch.min(config.unrelated_windows) };
+    let rows: Vec<usize> = (0..kept).collect();
     for chunk in rows.chunks(config.batch_size.max(1)) {
         let batch = windows.select(chunk);
         let [b, t] = batch.shape();

@@ -14,7 +14,7 @@ use burn::prelude::*;
 use camels_data::salient::salient_spans;
 use camels_data::tfidf::Tfidf;
 use camels_data::{Document, Encoded, TextEncoder, answer_spans, tokens_in_spans};
-use camels_model::hf::{load_module, read_base_config};
+use camels_model::hf::read_base_config;
 use camels_model::tokenizer::TextTokenizer;
 use camels_model::weighting::{WeightActivation, WeightingModel, WeightingModelConfig};
 use serde::Deserialize;
@@ -89,18 +89,29 @@ struct HeadOptions {
     activation: WeightActivation,
     softplus_beta: f64,
     normalize: bool,
+    /// Set when the file holds the head only (see [`crate::checkpoint::TrunkSource`]).
+    trunk_from: Option<String>,
+    trunk_bytes: Option<u64>,
 }
 
 impl Default for HeadOptions {
     fn default() -> Self {
-        Self { head_hidden: 128, activation: WeightActivation::Softplus, softplus_beta: 3.0, normalize: false }
+        Self {
+            head_hidden: 128,
+            activation: WeightActivation::Softplus,
+            softplus_beta: 3.0,
+            normalize: false,
+            trunk_from: None,
+            trunk_bytes: None,
+        }
     }
 }
 
 /// Loads a weighting model folder: `weighting.safetensors` (keys `trunk.*`, `head.fc.*`,
 /// `head.out.*`), the trunk's HF config (`weighting_config.json` or `config.json`), optional head
-/// options (`weighting.json`: `head_hidden`, `activation`, `softplus_beta`, `normalize`) and an
-/// optional `tokenizer.json` (absent: the base LM's tokenizer).
+/// options (`weighting.json`: `head_hidden`, `activation`, `softplus_beta`, `normalize`, and for a
+/// file that holds the head only, `trunk_from` / `trunk_bytes`: the base checkpoint whose first
+/// blocks are the trunk) and an optional `tokenizer.json` (absent: the base LM's tokenizer).
 ///
 /// A meta-training run directory (one with `checkpoints/best.json` or `checkpoints/last.json`)
 /// stands for the checkpoint its best (else last) pointer names; a checkpoint directory
@@ -138,7 +149,18 @@ pub fn load_weighting_model<B: Backend>(
         .with_activation(head.activation)
         .with_softplus_beta(head.softplus_beta)
         .with_normalize(head.normalize);
-    let model = load_module(config.init::<B>(device), &dir.join("weighting.safetensors"), |p| vec![p.to_string()])?;
+    let trunk_source = match (head.trunk_from, head.trunk_bytes) {
+        (Some(trunk_from), Some(trunk_bytes)) => Some(crate::checkpoint::TrunkSource { trunk_from, trunk_bytes }),
+        (None, None) => None,
+        _ => {
+            return Err(MetaError::Parse {
+                path: head_path,
+                field: "trunk_from / trunk_bytes".into(),
+                message: "one is given without the other".into(),
+            });
+        }
+    };
+    let model = crate::checkpoint::load_weighting(config.init::<B>(device), dir, trunk_source.as_ref())?;
     let tokenizer_path = dir.join("tokenizer.json");
     let tokenizer = if tokenizer_path.exists() { Some(TextTokenizer::from_file(&tokenizer_path)?) } else { None };
     if let Some(t) = &tokenizer
@@ -343,9 +365,79 @@ pub fn write_weights_jsonl(
     Ok(camels_model::hf::write_atomic(path, out.as_bytes())?)
 }
 
+/// An HTML page of the first `n` documents, each drawn twice side by side: coloured by the run's
+/// weights (`stream`, named `label`) and by the `answers` oracle's (`oracle`), with the gold answers'
+/// tokens underlined in both. Each drawing is scaled to its own largest weight.
+pub fn weights_report(
+    label: &str,
+    documents: &[Document],
+    stream: &[crate::adapt::WeightedDoc],
+    oracle: &[crate::adapt::WeightedDoc],
+    encoder: &dyn TextEncoder,
+    n: usize,
+) -> Result<String> {
+    use crate::viz::{DocView, PAGE_STYLE, docs_html, escape, token_views};
+    let mut rows = String::new();
+    for ((doc, weighted), gold) in documents.iter().zip(stream).zip(oracle).take(n) {
+        let encoded = camels_data::encode_prefix(encoder, &doc.text, weighted.ids.len())?;
+        let answer = tokens_in_spans(&encoded.offsets, &answer_spans(doc));
+        let view = |title: &str, w: &[f32]| DocView {
+            title: title.to_string(),
+            tokens: token_views(&doc.text, &encoded.offsets, w, &answer),
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td></tr>\n",
+            docs_html(&[view(&format!("{} — {label}", doc.id), &weighted.weights)]),
+            docs_html(&[view(&format!("{} — answers (oracle)", doc.id), &gold.weights)])
+        ));
+    }
+    Ok(format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Token weights: {label}</title>\
+         <style>{PAGE_STYLE} body{{max-width:none}} td{{vertical-align:top;text-align:left;width:50%}}</style></head><body>\n\
+         <h1>Token weights: {} next to the answers oracle</h1>\n<table>\n{rows}</table>\n</body></html>\n",
+        escape(label)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_draws_each_document_with_the_run_s_and_the_oracle_s_weights() {
+        let doc = Document {
+            id: "d<1>".into(),
+            title: None,
+            text: "Born in 1873.".into(),
+            questions: vec![camels_data::Question {
+                id: None,
+                question: "When?".into(),
+                answers: vec!["1873".into()],
+                meta: Default::default(),
+            }],
+            meta: Default::default(),
+        };
+        let encoded = camels_data::ByteEncoder.encode(&doc.text).unwrap();
+        let learned: Vec<f32> = (0..encoded.ids.len()).map(|i| i as f32 / 10.0).collect();
+        let stream = [crate::adapt::WeightedDoc { id: doc.id.clone(), ids: encoded.ids.clone(), weights: learned }];
+        let weigher = Weigher::<camels_model::device::Cpu>::Answers;
+        let oracle = weighted_docs(&weigher, &camels_data::ByteEncoder, std::slice::from_ref(&doc), 64).unwrap();
+        assert_eq!(oracle[0].weights.iter().filter(|&&w| w > 0.0).count(), 4, "the oracle weighs the 4 answer bytes");
+        let docs = [doc.clone(), doc];
+        let page = weights_report(
+            "camels:x",
+            &docs,
+            &[stream[0].clone(), stream[0].clone()],
+            &[oracle[0].clone(), oracle[0].clone()],
+            &camels_data::ByteEncoder,
+            1,
+        )
+        .unwrap();
+        assert!(page.contains("d&lt;1&gt; — camels:x") && page.contains("d&lt;1&gt; — answers (oracle)"));
+        assert_eq!(page.matches("<tr>").count(), 1, "only the first n documents");
+        assert_eq!(page.matches("<span class=\"t a\"").count(), 8, "the answer's 4 bytes underlined in both drawings");
+        assert_eq!(page.matches("<span class=\"t").count(), 2 * encoded.ids.len());
+    }
 
     #[test]
     fn weights_jsonl_names_each_tokens_text_offsets_and_weight() {

@@ -537,13 +537,18 @@ pub fn meta_train<B: Backend>(
         phi.trunk = load_trunk(phi.trunk, &expand_path(&config.weighting.init_from)?)?;
     }
     let mut phi = stable_param_ids(phi);
+    // A frozen trunk loaded from a file is saved as a reference to it: checkpoints hold the head.
+    let trunk_source = (config.weighting.freeze_trunk && !config.weighting.init_from.as_os_str().is_empty())
+        .then(|| checkpoint::TrunkSource::of(&config.weighting.init_from))
+        .transpose()?;
+    let trunk_source = trunk_source.as_ref();
     let mut optim = optimizer::<B>(config);
     let mut theta = theta0.clone();
     let mut state = TrainState { step: 0, docs_since_reset: 0, best: None };
 
     let metrics_path = run_dir.join("metrics.jsonl");
     if let Some(pointer) = checkpoint::read_pointer(run_dir, "last")? {
-        let restored = checkpoint::load::<A<B>, _, _, _>(run_dir, &pointer, phi, optim, theta, device)?;
+        let restored = checkpoint::load::<A<B>, _, _>(run_dir, &pointer, phi, trunk_source, optim, theta, device)?;
         (state, phi, optim, theta) = (restored.state, restored.weighting, restored.optimizer, restored.base);
         checkpoint::reconcile_best(run_dir, &pointer, &state)?;
         truncate_metrics(&metrics_path, state.step)?;
@@ -557,8 +562,9 @@ pub fn meta_train<B: Backend>(
     }
     // Writes the checkpoint directory of `state.step` (pointed at by the caller).
     let save_checkpoint = |state: &TrainState, phi: &_, optim: &_, theta: &_| -> Result<Pointer> {
-        let pointer = checkpoint::save::<A<B>, _>(run_dir, state, phi, optim, theta)?;
-        checkpoint::write_weighting_description(&checkpoint::checkpoints_dir(run_dir).join(&pointer.dir), &w_config)?;
+        let pointer = checkpoint::save::<A<B>, _>(run_dir, state, phi, trunk_source, optim, theta)?;
+        let dir = checkpoint::checkpoints_dir(run_dir).join(&pointer.dir);
+        checkpoint::write_weighting_description(&dir, &w_config, trunk_source)?;
         Ok(pointer)
     };
     let mut metrics =
@@ -731,4 +737,139 @@ mod tests {
         assert_eq!(targets(true), targets(false) + 1.0);
         assert_eq!(targets(false), 6.0);
     }
+}
+
+/// How far an approximate meta-gradient mode is from the exact one on one meta-problem.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeAgreement {
+    /// The meta-step whose documents, questions and locality rows were used (1-based).
+    pub step: usize,
+    /// Tokens compared (real tokens of the K documents after the first).
+    pub tokens: usize,
+    /// Seconds the exact meta-gradient took.
+    pub exact_seconds: f64,
+    /// Seconds the approximate one took.
+    pub approx_seconds: f64,
+    /// cos(dJ/dw exact, dJ/dw approximate) over all tokens of the K documents.
+    pub cosine: f64,
+    /// ‖approx − exact‖ / ‖exact‖ over the same tokens.
+    pub relative_error: f64,
+    /// ‖approx‖ / ‖exact‖.
+    pub norm_ratio: f64,
+    /// Fraction of tokens where the two dJ/dw have the same sign.
+    pub sign_agreement: f64,
+    /// cos of the weighting model's gradients dJ/dφ (trainable parameters only) that the two give.
+    pub phi_cosine: f64,
+}
+
+/// Compares `approx` with the exact meta-gradient on the meta-problems of the first `problems`
+/// steps of the run `config` describes (the same documents, questions, locality rows and carried
+/// base as `meta_train`, φ at its initialisation), calling `on_result` after each.
+pub fn meta_grad_agreement<B: Backend>(
+    config: &MetaTrainConfig,
+    problems: usize,
+    approx: crate::metagrad::MetaGradMode,
+    device: &B::Device,
+    on_result: &mut dyn FnMut(&ModeAgreement),
+) -> Result<Vec<ModeAgreement>> {
+    type A<B> = Autodiff<B>;
+    let base_dir = expand_path(&config.base.path)?;
+    let (theta0, base_config) = load_base::<B>(&base_dir, device)?;
+    let theta0 = theta0.with_precision(config.inner.matmul_precision);
+    let tokenizer = load_tokenizer(&base_dir, &base_config)?;
+    let encoder = &tokenizer.encoder();
+    let w_config = config.weighting_model(&base_config);
+    check_context(config, &config.base.path, base_config.max_positions(), w_config.trunk.max_positions())?;
+    let data = TrainData::load(encoder, config)?;
+    B::seed(device, config.run.seed);
+    let mut phi: WeightingModel<A<B>> = w_config.init(device);
+    if !config.weighting.init_from.as_os_str().is_empty() {
+        phi.trunk = load_trunk(phi.trunk, &expand_path(&config.weighting.init_from)?)?;
+    }
+    let k = config.inner.update_batch_size;
+    let mut theta = theta0.clone();
+    let mut docs_since_reset = 0;
+    let mut out = Vec::new();
+    for s in 0..problems {
+        let indices = step_documents(config.run.seed, s, k, data.train.len());
+        let docs: Vec<&PreparedDoc> = indices.iter().map(|&i| &data.train[i]).collect();
+        let mut rng = Rng::new(mix(config.run.seed, 2, s as u64));
+        let rows = rng.sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
+        let problem = build_problem(encoder, config, &docs, &data.locality.select(&rows), &mut rng)?;
+        let weights = doc_weights(&phi.valid(), &docs, device); // K × [1, T]
+        let store = config.inner.store_theta_every;
+        let at = |e: MetaError| e.at(&format!("meta-step {} (documents {indices:?})", s + 1));
+        let started = Instant::now();
+        let exact = meta_gradient_checkpointed(&theta, &weights, &problem, crate::metagrad::MetaGradMode::Exact, store)
+            .map_err(at)?;
+        let exact_seconds = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let other = meta_gradient_checkpointed(&theta, &weights, &problem, approx, store).map_err(at)?;
+        let approx_seconds = started.elapsed().as_secs_f64();
+        let a: Vec<f64> = exact.dj_dw.iter().flatten().map(|&x| f64::from(x)).collect();
+        let b: Vec<f64> = other.dj_dw.iter().flatten().map(|&x| f64::from(x)).collect();
+        let real: Vec<bool> =
+            problem.docs.iter().flat_map(|d| d.mask.iter().enumerate().map(|(t, &m)| t > 0 && m > 0.0)).collect();
+        let pick = |v: &[f64]| v.iter().zip(&real).filter(|(_, r)| **r).map(|(x, _)| *x).collect::<Vec<f64>>();
+        let (a, b) = (pick(&a), pick(&b));
+        let phi_a = trainable_gradient(&phi, &problem.docs, &exact.dj_dw, device)?;
+        let phi_b = trainable_gradient(&phi, &problem.docs, &other.dj_dw, device)?;
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let diff: Vec<f64> = a.iter().zip(&b).map(|(x, y)| y - x).collect();
+        let result = ModeAgreement {
+            step: s + 1,
+            tokens: a.len(),
+            exact_seconds,
+            approx_seconds,
+            cosine: cosine(&a, &b),
+            relative_error: norm(&diff) / norm(&a).max(1e-300),
+            norm_ratio: norm(&b) / norm(&a).max(1e-300),
+            sign_agreement: a.iter().zip(&b).filter(|(x, y)| (**x >= 0.0) == (**y >= 0.0)).count() as f64
+                / a.len().max(1) as f64,
+            phi_cosine: cosine(&phi_a, &phi_b),
+        };
+        on_result(&result);
+        out.push(result);
+        theta = exact.theta_k;
+        docs_since_reset += k;
+        if docs_since_reset >= config.inner.reset_base_every {
+            theta = theta0.clone();
+            docs_since_reset = 0;
+        }
+    }
+    Ok(out)
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (na * nb).max(1e-300)
+}
+
+/// dJ/dφ over φ's trainable parameters, flattened in module order.
+fn trainable_gradient<A: burn::tensor::backend::AutodiffBackend>(
+    phi: &WeightingModel<A>,
+    docs: &[Rows],
+    dj_dw: &[Vec<f32>],
+    device: &A::Device,
+) -> Result<Vec<f64>> {
+    use burn::module::{ModuleVisitor, Param, ParamId};
+    struct Collect<'a, A: burn::tensor::backend::AutodiffBackend> {
+        grads: &'a burn::optim::GradientsParams,
+        out: Vec<f64>,
+        _b: std::marker::PhantomData<A>,
+    }
+    impl<A: burn::tensor::backend::AutodiffBackend> ModuleVisitor<A> for Collect<'_, A> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+            let id: ParamId = param.id;
+            if let Some(g) = self.grads.get::<A::InnerBackend, D>(id) {
+                self.out.extend(g.into_data().iter::<f32>().map(f64::from));
+            }
+        }
+    }
+    let grads = crate::metagrad::weighting_gradient(phi, docs, dj_dw, device)?;
+    let mut visitor = Collect::<A> { grads: &grads, out: Vec::new(), _b: std::marker::PhantomData };
+    phi.visit(&mut visitor);
+    Ok(visitor.out)
 }

@@ -430,6 +430,14 @@ mod strategies_and_eval {
             a.nll_before = Some(b.nll);
         }
         assert!(ppl_after < ppl_before, "the streamed text itself gets likelier: {ppl_after} vs {ppl_before}");
+        // unrelated_windows keeps the first windows of 16 tokens only (the first text has more).
+        let texts = [docs[0].text.as_str(), "A quite different text about rivers and their many fish."];
+        let windows = |n: usize| EvalConfig { unrelated_window: 16, unrelated_windows: n, ..config.clone() };
+        let ppl =
+            |texts: &[&str], n: usize| perplexity(&adapted.valid(), tok.inner(), texts, &windows(n), &device).unwrap();
+        assert_eq!(ppl(&texts, 1), ppl(&texts[..1], 1), "one window: the first text's first 16 tokens");
+        assert_eq!(ppl(&texts, 0), ppl(&texts, 10_000), "0 keeps every window");
+        assert_ne!(ppl(&texts, 1), ppl(&texts, 0));
         let summary = Summary::default().with_predictions(&after);
         assert_eq!(summary.n_questions, 2);
         assert!(summary.answer_nll_before.unwrap() > summary.answer_nll_after);
@@ -512,7 +520,7 @@ fn a_llama_trunk_weighting_model_weighs_for_another_tokenizer() {
         Param::from_tensor(Tensor::random([1, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device));
     let dir = scratch("llama-weighting");
     camels_model::hf::save_module(&model, &dir.join("weighting.safetensors")).unwrap();
-    camels_meta::checkpoint::write_weighting_description(&dir, &config).unwrap();
+    camels_meta::checkpoint::write_weighting_description(&dir, &config, None).unwrap();
     std::fs::copy(fixtures().join("tiny-gpt2/tokenizer.json"), dir.join("tokenizer.json")).unwrap();
 
     let text = "In 1879, Albert Einstein was born in Ulm; he won the Nobel Prize in 1921.";

@@ -141,7 +141,9 @@ fn set_overrides_any_value_and_the_paper_defaults_hold() {
 #[test]
 fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
     let dir = scratch("train-resume");
-    let paths = world(&dir);
+    let mut paths = world(&dir);
+    // Resets every 3 steps: the checkpoints at steps 2 and 4 carry a drifted base, 6 falls on a reset.
+    paths.push("inner.reset_base_every=6".into());
     let unbroken_dir = dir.join("unbroken");
     let events = run(&tiny(&paths), &unbroken_dir);
     let steps = events.iter().filter(|e| matches!(e, Event::Step { .. })).count();
@@ -153,6 +155,7 @@ fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
     with_stop.push("run.stop_after=2".into());
     run(&tiny(&with_stop), &broken_dir);
     assert!(last_dir(&broken_dir).ends_with("step-00000002"));
+    assert!(last_dir(&broken_dir).join("base.safetensors").is_file(), "4 documents since the reset: θ is saved");
     // A kill in the middle of writing the next checkpoint leaves a partial directory behind that no
     // pointer names: resuming must ignore it.
     let partial = broken_dir.join("checkpoints/step-00000004");
@@ -181,11 +184,14 @@ fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
 
     // optimizer.mpk is not compared byte for byte: burn writes its per-parameter map in hash order.
     // Adam's state is exact nonetheless: φ after the Adam steps that follow each resume is identical.
-    for file in ["weighting.safetensors", "base.safetensors", "state.json"] {
+    for file in ["weighting.safetensors", "state.json"] {
         assert!(
             read(last_dir(&unbroken_dir).join(file)) == read(last_dir(&broken_dir).join(file)),
             "{file} differs between the unbroken and the resumed run"
         );
+    }
+    for d in [&unbroken_dir, &broken_dir] {
+        assert!(!last_dir(d).join("base.safetensors").exists(), "step 6 falls on a reset: θ = θ₀ is not saved");
     }
     let metrics = |d: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(d.join("metrics.jsonl"))
@@ -234,9 +240,13 @@ fn checkpoints_are_complete_and_atomic_and_pages_show_every_token() {
         }
     }
     let last = last_dir(&run_dir);
-    for file in ["weighting.safetensors", "base.safetensors", "optimizer.mpk", "state.json"] {
+    for file in ["weighting.safetensors", "optimizer.mpk", "state.json"] {
         assert!(last.join(file).is_file(), "{} missing", last.join(file).display());
     }
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(last.join("state.json")).unwrap()).unwrap();
+    let drifted = state["docs_since_reset"].as_u64().unwrap() > 0;
+    assert_eq!(last.join("base.safetensors").is_file(), drifted, "the base is saved exactly when it drifted from θ₀");
     let dirs =
         std::fs::read_dir(run_dir.join("checkpoints")).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
     assert!(dirs <= 2, "{dirs} checkpoint directories kept (last and best only)");
@@ -364,4 +374,62 @@ fn qa_tune_keeps_the_best_validation_and_stops_early() {
     let (best, report) = qa_tune(model.clone(), &tokenizer, data, &config, &eval, &device, &mut |_| {}).unwrap();
     assert_eq!((report.best.step, report.steps, report.stopped_early), (0, 2, true), "{report:?}");
     assert_eq!(module_tensors(&best), module_tensors(&model.valid()), "the untouched model is returned");
+}
+
+#[test]
+fn a_frozen_trunk_from_the_base_is_saved_by_reference_and_resumes_exactly() {
+    use camels_meta::strategy::{Weigher, WeightStrategy};
+    let dir = scratch("train-frozen");
+    let mut paths = world(&dir);
+    let base = dir.join("base");
+    paths.extend([
+        "weighting.preset=\"base\"".to_string(),
+        "weighting.n_layer=1".into(),
+        "weighting.n_positions=0".into(),
+        format!("weighting.init_from=\"{}\"", base.display()),
+        "weighting.freeze_trunk=true".into(),
+        "inner.reset_base_every=6".into(),
+    ]);
+    let unbroken = dir.join("unbroken");
+    run(&tiny(&paths), &unbroken);
+    let broken = dir.join("broken");
+    run(&tiny(&[paths.clone(), vec!["run.stop_after=2".into()]].concat()), &broken);
+    let events = run(&tiny(&paths), &broken);
+    assert!(matches!(events[0], Event::Resumed { step: 2 }));
+    for file in ["weighting.safetensors", "state.json", "weighting.json"] {
+        assert!(read(last_dir(&unbroken).join(file)) == read(last_dir(&broken).join(file)), "{file} differs");
+    }
+
+    // The checkpoint holds the head only, and names the trunk's source and size.
+    let last = last_dir(&unbroken);
+    let bytes = read(last.join("weighting.safetensors"));
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(String::from).collect();
+    names.sort();
+    assert_eq!(names, ["head.fc.bias", "head.fc.weight", "head.out.bias", "head.out.weight"]);
+    let head: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(last.join("weighting.json")).unwrap()).unwrap();
+    assert_eq!(head["trunk_from"].as_str().unwrap(), base.to_string_lossy());
+    let model_bytes = std::fs::metadata(base.join("model.safetensors")).unwrap().len();
+    assert_eq!(head["trunk_bytes"].as_u64().unwrap(), model_bytes);
+
+    // `adapt` loads it (trunk from the base, head from the file): weights finite and not uniform.
+    let text = "Varodek Quillian was born in 1873 in the town of Essar.";
+    let tokenizer = TextTokenizer::from_dir(&base).unwrap();
+    let encoded = camels_data::TextEncoder::encode(tokenizer.inner(), text).unwrap();
+    let device = Default::default();
+    let weights = Weigher::<Cpu>::new(&WeightStrategy::Camels(last.clone()), &[text], &device)
+        .unwrap()
+        .weigh(text, &encoded)
+        .unwrap();
+    assert_eq!(weights.len(), encoded.ids.len());
+    assert!(weights.iter().all(|w| w.is_finite()));
+    assert!(weights.iter().any(|w| (w - weights[0]).abs() > 1e-6), "the trained head weighs tokens differently");
+
+    // A different file under the trunk's name is refused, naming the field and both sizes.
+    let mut wrong = head.clone();
+    wrong["trunk_bytes"] = (model_bytes + 1).into();
+    std::fs::write(last.join("weighting.json"), serde_json::to_vec(&wrong).unwrap()).unwrap();
+    let err = Weigher::<Cpu>::new(&WeightStrategy::Camels(last.clone()), &[text], &device).err().unwrap().to_string();
+    assert!(err.contains("trunk_from") && err.contains(&format!("{model_bytes} bytes")), "{err}");
 }

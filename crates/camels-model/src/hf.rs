@@ -700,7 +700,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Saves every float parameter of a module to a safetensors file (f32, names = module paths).
 pub fn save_module<B: Backend, M: Module<B>>(module: &M, file: &Path) -> Result<()> {
-    let tensors = module_tensors(module);
+    save_module_where(module, file, |_| true)
+}
+
+/// [`save_module`] keeping only the parameters whose module path `keep` accepts (for example the
+/// head of a weighting model whose frozen trunk is loaded from the base).
+pub fn save_module_where<B: Backend, M: Module<B>>(module: &M, file: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
+    let mut tensors = module_tensors(module);
+    tensors.retain(|name, _| keep(name));
     let bytes_of: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(name, (shape, values))| (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
