@@ -26,8 +26,13 @@ tasks:
                          the end-to-end demo from nothing (camels-cli demo): synthetic world, tokenizer,
                          two base LMs, CaMeLS, adaptation with every strategy, results.{json,md} and
                          report.html; dev profile unless --release; --out defaults to runs/demo-e2e
+  demo --real [--out DIR] [--dev]
+                         the real-model demo (~15 min on 2 cores after the build): the committed
+                         CaMeLS weighting model (models/camels-smollm2) and uniform on 24 test-stream
+                         documents of SmolLM2-135M QA-tuned for 20 steps, with their table
   uptake [--out DIR] [--base GGUF] [--config FILE] [--set k=v]... [--lrs A,B] [--sweep-docs N]
-         [--test-docs N] [--until STAGE] [--dev]
+         [--test-docs N] [--until STAGE] [--strategies A,B] [--weighting DIR] [--lr A=X,B=Y]
+         [--qa-steps N] [--dev]
                          the whole pipeline on a real base (SmolLM2-135M from $CAMELS_MODELS_DIR by
                          default): data → qa-tune → meta → sweep → test → compare, each stage timed and
                          resumed after a kill (rerun the same command); release build unless --dev;
@@ -192,6 +197,10 @@ fn train(args: &[String]) -> Result<()> {
 }
 
 fn demo(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--real") {
+        let rest: Vec<String> = args.iter().filter(|a| *a != "--real").cloned().collect();
+        return uptake::demo_real(&rest);
+    }
     // The dev profile optimises burn too (see Cargo.toml) and builds in minutes where a cold release
     // build of the CLI takes about 25 on 2 cores.
     let release = args.iter().any(|a| a == "--release");

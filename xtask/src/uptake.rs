@@ -8,8 +8,12 @@
 //! sweep     every strategy × learning rate on a validation sample; the best lr by F1 per strategy
 //! test      every strategy at its lr on the whole test stream (uniform with --eval-before and
 //!           --save-model, the others share its before-columns), then uniform + QA-tune
-//! compare   bootstrap intervals, ratios to uniform, retention; OUT/table.md
+//! compare   bootstrap intervals, ratios to uniform, retention: OUT/compare.{md,json}
 //! ```
+//!
+//! `--weighting DIR` uses a trained weighting model instead of the meta stage, `--lr NAME=LR,…`
+//! fixed learning rates instead of the sweep, and `--strategies` a subset (uniform always): the
+//! real-model demo (`cargo xtask demo --real`) is such a call.
 //!
 //! A stage is done when `OUT/stages/NAME.json` exists (its wall time, summed over the sessions that
 //! ran it, is in there); a run inside a stage is done when its directory holds `summary.json`, and
@@ -32,6 +36,10 @@ struct Uptake {
     out: PathBuf,
     /// The base checkpoint (GGUF or HF directory).
     base: PathBuf,
+    /// Whether `--base` was given (else the config's `weighting.init_from` names the same file).
+    base_given: bool,
+    /// The folder holding the SmolLM2 GGUF file.
+    models: PathBuf,
     /// The folder holding `squad_v1.1/` and `openwebtext_sample/`.
     data: PathBuf,
     /// Meta-training config.
@@ -46,20 +54,20 @@ struct Uptake {
     test_docs: usize,
     /// Stop after this stage.
     until: Option<String>,
+    /// The strategies run (names of [`ALL_STRATEGIES`]).
+    strategies: Vec<String>,
+    /// A trained weighting model to use instead of meta-training one.
+    weighting: Option<PathBuf>,
+    /// Fixed learning rates per strategy, instead of the sweep's.
+    fixed_lrs: Vec<(String, String)>,
+    /// QA-tuning steps (validated at half and at the end).
+    qa_steps: usize,
 }
+
+/// The strategies `--strategies` chooses from; `uniform` is the baseline and always runs.
+pub const ALL_STRATEGIES: [&str; 6] = ["uniform", "tfidf", "salient", "camels", "answers", "uniform+qa-tune"];
 
 const STAGES: [&str; 6] = ["data", "qa-tune", "meta", "sweep", "test", "compare"];
-
-/// The strategies compared (name, `--weights` value); `camels` is filled in with the run directory.
-fn strategies(meta: &Path) -> Vec<(String, String)> {
-    vec![
-        ("uniform".into(), "uniform".into()),
-        ("tfidf".into(), "tfidf".into()),
-        ("salient".into(), "salient".into()),
-        ("camels".into(), format!("camels:{}", meta.display())),
-        ("answers".into(), "answers".into()),
-    ]
-}
 
 fn value(args: &[String], flag: &str) -> Option<String> {
     args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned()
@@ -90,6 +98,8 @@ pub fn uptake(args: &[String]) -> Result<()> {
         cli,
         out: value(args, "--out").map(path).unwrap_or_else(|| root().join("runs/smollm2")),
         base: value(args, "--base").map(path).unwrap_or_else(|| models.join("SmolLM2-135M-Instruct.Q4_1.gguf")),
+        base_given: value(args, "--base").is_some(),
+        models,
         data,
         config: value(args, "--config").map(path).unwrap_or_else(|| root().join("configs/smollm2.toml")),
         meta_sets: values(args, "--set"),
@@ -97,7 +107,36 @@ pub fn uptake(args: &[String]) -> Result<()> {
         sweep_docs: value(args, "--sweep-docs").map(|v| v.parse()).transpose()?.unwrap_or(40),
         test_docs: value(args, "--test-docs").map(|v| v.parse()).transpose()?.unwrap_or(0),
         until: value(args, "--until"),
+        strategies: match value(args, "--strategies") {
+            Some(list) => list.split(',').map(String::from).collect(),
+            None => ALL_STRATEGIES.iter().map(|s| s.to_string()).collect(),
+        },
+        weighting: value(args, "--weighting").map(path),
+        fixed_lrs: match value(args, "--lr") {
+            Some(list) => list
+                .split(',')
+                .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Option<Vec<_>>>()
+                .with_context(|| format!("--lr {list}: expected NAME=LR,NAME=LR"))?,
+            None => Vec::new(),
+        },
+        qa_steps: value(args, "--qa-steps").map(|v| v.parse()).transpose()?.unwrap_or(40),
     };
+    for name in &uptake.strategies {
+        if !ALL_STRATEGIES.contains(&name.as_str()) {
+            bail!("--strategies: unknown `{name}`; one of {}", ALL_STRATEGIES.join(", "));
+        }
+    }
+    if !uptake.strategies.iter().any(|s| s == "uniform") {
+        bail!("--strategies must include uniform: the baseline every other strategy is compared with");
+    }
+    if !uptake.fixed_lrs.is_empty() {
+        for name in uptake.adapted() {
+            if !uptake.fixed_lrs.iter().any(|(k, _)| *k == name) {
+                bail!("--lr names no learning rate for `{name}`");
+            }
+        }
+    }
     if let Some(until) = &uptake.until
         && !STAGES.contains(&until.as_str())
     {
@@ -120,6 +159,20 @@ pub fn uptake(args: &[String]) -> Result<()> {
 }
 
 impl Uptake {
+    /// The strategies adapted with their own weights (name, `--weights` value): all but
+    /// `uniform+qa-tune`, which re-tunes uniform's model.
+    fn adapted(&self) -> Vec<String> {
+        self.strategies.iter().filter(|s| *s != "uniform+qa-tune").cloned().collect()
+    }
+
+    fn weights_of(&self, name: &str) -> String {
+        match name {
+            "camels" => format!("camels:{}", self.weighting.clone().unwrap_or_else(|| self.meta_dir()).display()),
+            "tfidf" | "salient" | "answers" | "uniform" => name.to_string(),
+            other => unreachable!("checked against ALL_STRATEGIES: {other}"),
+        }
+    }
+
     fn marker(&self, stage: &str) -> PathBuf {
         self.out.join("stages").join(format!("{stage}.json"))
     }
@@ -133,6 +186,16 @@ impl Uptake {
     }
 
     fn stage(&self, stage: &str) -> Result<()> {
+        let skipped = match stage {
+            "meta" if self.weighting.is_some() => Some("--weighting names a trained model"),
+            "meta" if !self.strategies.iter().any(|s| s == "camels") => Some("no camels strategy"),
+            "sweep" if !self.fixed_lrs.is_empty() => Some("--lr fixes the learning rates"),
+            _ => None,
+        };
+        if let Some(reason) = skipped {
+            eprintln!("uptake: stage {stage} skipped ({reason})");
+            return Ok(());
+        }
         if self.marker(stage).exists() {
             eprintln!("uptake: stage {stage} done earlier ({})", self.marker(stage).display());
             return Ok(());
@@ -199,7 +262,7 @@ impl Uptake {
 
     fn cli(&self) -> Command {
         let mut command = Command::new(&self.cli);
-        command.env("CAMELS_DATA_DIR", &self.data);
+        command.env("CAMELS_DATA_DIR", &self.data).env("CAMELS_MODELS_DIR", &self.models);
         command
     }
 
@@ -226,20 +289,28 @@ impl Uptake {
     }
 
     fn qa_tune(&self) -> Result<()> {
-        if self.qa_tuned().join("qa_tune.json").exists() {
+        self.qa_tune_from(&self.base, &self.qa_tuned())
+    }
+
+    /// QA-tunes `base` on the train prefix's pairs into `out` (unless done): `qa_steps` steps,
+    /// validated at half and at the end on the first 64 questions of the meta-training articles
+    /// (never the test stream's), the best kept.
+    fn qa_tune_from(&self, base: &Path, out: &Path) -> Result<()> {
+        if out.join("qa_tune.json").exists() {
             return Ok(());
         }
-        // Validation questions from the meta-training articles (never the test stream's).
+        let (steps, every) = (self.qa_steps, (self.qa_steps / 2).max(1));
         crate::run(
             self.cli()
                 .args(["qa-tune", "--base"])
-                .arg(&self.base)
+                .arg(base)
                 .arg("--train")
                 .arg(self.squad("train-v1.1-prefix.json"))
                 .arg("--val")
                 .arg(self.out.join("data/metatrain.jsonl"))
-                .args(["--set", "max_steps=40", "--set", "val_every=20", "--set", "val_questions=64", "--out"])
-                .arg(self.qa_tuned()),
+                .args(["--set", &format!("max_steps={steps}"), "--set", &format!("val_every={every}")])
+                .args(["--set", "val_questions=64", "--out"])
+                .arg(out),
         )
     }
 
@@ -250,12 +321,17 @@ impl Uptake {
     fn meta(&self) -> Result<()> {
         let mut command = self.cli();
         command.args(["meta-train", "--config"]).arg(&self.config);
-        let paths = [
-            format!("base.path={}", self.qa_tuned().display()),
-            format!("data.train={}", self.out.join("data/metatrain.jsonl").display()),
-            format!("data.val={}", self.out.join("data/val.jsonl").display()),
-            format!("weighting.init_from={}", self.base.display()),
+        // Paths inside the checkout are given relative to it (camels-cli runs there), so that the
+        // run's config.toml does not depend on where the checkout lives; the trunk's source stays
+        // the config's `$CAMELS_MODELS_DIR/…` unless --base names another file.
+        let mut paths = vec![
+            format!("base.path={}", relative(&self.qa_tuned()).display()),
+            format!("data.train={}", relative(&self.out.join("data/metatrain.jsonl")).display()),
+            format!("data.val={}", relative(&self.out.join("data/val.jsonl")).display()),
         ];
+        if self.base_given {
+            paths.push(format!("weighting.init_from={}", relative(&self.base).display()));
+        }
         for set in paths.iter().chain(&self.meta_sets) {
             command.args(["--set", &quote_path(set)]);
         }
@@ -302,9 +378,10 @@ impl Uptake {
         std::fs::create_dir_all(self.out.join("sweep"))?;
         let stream = self.out.join("data/val.jsonl");
         for (i, lr) in self.lrs.iter().enumerate() {
-            for (name, weights) in strategies(&self.meta_dir()) {
+            for name in self.adapted() {
                 // The first uniform run carries the before-columns every other run is compared with.
                 let extra: &[&str] = if name == "uniform" && i == 0 { &["--eval-before"] } else { &[] };
+                let weights = self.weights_of(&name);
                 self.adapt(&self.sweep_dir(&name, lr), &stream, &weights, lr, Some(self.sweep_docs), extra)?;
             }
         }
@@ -312,7 +389,7 @@ impl Uptake {
         let mut command = self.cli();
         command.arg("compare");
         for lr in &self.lrs {
-            for (name, _) in strategies(&self.meta_dir()) {
+            for name in self.adapted() {
                 command.arg("--run").arg(format!("{name}-{lr}={}", self.sweep_dir(&name, lr).display()));
             }
         }
@@ -325,13 +402,16 @@ impl Uptake {
     /// Each strategy's learning rate with the highest F1 on the validation sample (ties: the larger
     /// answer-NLL gain), read from the sweep's compare.json.
     fn best_lrs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        if !self.fixed_lrs.is_empty() {
+            return Ok(self.fixed_lrs.iter().map(|(k, v)| (k.clone(), serde_json::json!({"lr": v}))).collect());
+        }
         let path = self.out.join("sweep/compare.json");
         let compare: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
         )?;
         let runs = compare["runs"].as_array().with_context(|| format!("{}: no `runs` array", path.display()))?;
         let mut best = serde_json::Map::new();
-        for (name, _) in strategies(&self.meta_dir()) {
+        for name in self.adapted() {
             let mut chosen: Option<(f64, f64, String)> = None;
             for lr in &self.lrs {
                 let run_name = format!("{name}-{lr}");
@@ -362,30 +442,25 @@ impl Uptake {
         let stream = self.out.join("data/test.jsonl");
         let unrelated = self.data.join("wikitext2/wiki.test.raw");
         let docs = (self.test_docs > 0).then_some(self.test_docs);
-        for (name, weights) in strategies(&self.meta_dir()) {
+        for name in self.adapted() {
+            let weights = self.weights_of(&name);
             let lr = best[&name]["lr"].as_str().context("sweep/best.json: lr")?.to_string();
             let unrelated = unrelated.display().to_string();
             let mut extra = vec!["--unrelated", unrelated.as_str()];
             if name == "uniform" {
-                extra.extend(["--eval-before", "--save-model"]);
+                extra.push("--eval-before");
+                if self.strategies.iter().any(|s| s == "uniform+qa-tune") {
+                    extra.push("--save-model");
+                }
             }
             self.adapt(&self.test_dir(&name), &stream, &weights, &lr, docs, &extra)?;
         }
+        if !self.strategies.iter().any(|s| s == "uniform+qa-tune") {
+            return Ok(());
+        }
         // Uniform, then QA-tuning of the adapted model on the train prefix, then the test questions.
         let retuned = self.out.join("test/uniform-qa-tuned");
-        if !retuned.join("qa_tune.json").exists() {
-            crate::run(
-                self.cli()
-                    .args(["qa-tune", "--base"])
-                    .arg(self.test_dir("uniform").join("model"))
-                    .arg("--train")
-                    .arg(self.squad("train-v1.1-prefix.json"))
-                    .arg("--val")
-                    .arg(self.out.join("data/metatrain.jsonl"))
-                    .args(["--set", "max_steps=40", "--set", "val_every=20", "--set", "val_questions=64", "--out"])
-                    .arg(&retuned),
-            )?;
-        }
+        self.qa_tune_from(&self.test_dir("uniform").join("model"), &retuned)?;
         let eval_dir = self.test_dir("uniform+qa-tune");
         if !eval_dir.join("summary.json").exists() {
             let mut command = self.cli();
@@ -401,12 +476,9 @@ impl Uptake {
     fn compare(&self) -> Result<()> {
         let mut command = self.cli();
         command.arg("compare");
-        let names: Vec<String> =
-            strategies(&self.meta_dir()).into_iter().map(|(n, _)| n).chain(["uniform+qa-tune".to_string()]).collect();
-        for name in &names {
+        for name in &self.strategies {
             command.arg("--run").arg(format!("{name}={}", self.test_dir(name).display()));
         }
-        let table = self.out.join("table.md");
         let output = command
             .args(["--baseline", "uniform", "--out"])
             .arg(self.out.join("compare.json"))
@@ -416,9 +488,11 @@ impl Uptake {
         if !output.status.success() {
             bail!("camels-cli compare failed: {}", String::from_utf8_lossy(&output.stderr));
         }
-        std::fs::write(&table, &output.stdout)?;
         print!("{}", String::from_utf8_lossy(&output.stdout));
-        eprintln!("uptake: the table is in {}", table.display());
+        eprintln!("uptake: the table is in {}", self.out.join("compare.md").display());
+        if self.strategies.iter().any(|s| s == "camels") {
+            eprintln!("uptake: learned vs oracle weights in {}", self.test_dir("camels").join("report.html").display());
+        }
         Ok(())
     }
 }
@@ -435,4 +509,45 @@ fn quote_path(set: &str) -> String {
         }
         _ => set.to_string(),
     }
+}
+
+/// `path` relative to the checkout when it lies inside it.
+fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(root()).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The committed weighting model (trained by `cargo xtask uptake`, see its README.md).
+pub const COMMITTED: &str = "models/camels-smollm2";
+
+/// `cargo xtask demo --real`: the committed weighting model and uniform on a 24-document sample of
+/// the test stream, at the learning rates the model's sweep chose, on a base QA-tuned for 20 steps.
+pub fn demo_real(args: &[String]) -> Result<()> {
+    let lrs_path = root().join(COMMITTED).join("lrs.json");
+    let lrs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&lrs_path).with_context(|| format!("reading {}", lrs_path.display()))?,
+    )
+    .with_context(|| format!("{}: not JSON", lrs_path.display()))?;
+    let lr = |name: &str| {
+        lrs[name]["lr"].as_str().map(String::from).with_context(|| format!("{}: no {name}.lr", lrs_path.display()))
+    };
+    let mut forwarded: Vec<String> = [
+        "--weighting",
+        &root().join(COMMITTED).display().to_string(),
+        "--strategies",
+        "uniform,camels",
+        "--lr",
+        &format!("uniform={},camels={}", lr("uniform")?, lr("camels")?),
+        "--qa-steps",
+        "20",
+        "--test-docs",
+        "24",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if value(args, "--out").is_none() {
+        forwarded.extend(["--out".to_string(), root().join("runs/demo-real").display().to_string()]);
+    }
+    forwarded.extend(args.iter().cloned());
+    uptake(&forwarded)
 }

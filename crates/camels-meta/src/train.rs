@@ -596,6 +596,7 @@ pub fn meta_train<B: Backend>(
         let weight_mean = weights.iter().map(|w| scalar(w.clone().mean())).sum::<f64>() / k as f64;
         let grad = meta_gradient_checkpointed(&theta, &weights, &problem, mode, config.inner.store_theta_every)
             .map_err(|e| e.at(&format!("meta-step {} (documents {indices:?})", s + 1)))?;
+        let (dj_answer, dj_other) = class_means(&docs, &grad.dj_dw);
         let scale = 1.0 / config.outer.grad_acc as f32;
         let dj_dw: Vec<Vec<f32>> = grad.dj_dw.iter().map(|a| a.iter().map(|x| x * scale).collect()).collect();
         let phi_grads = weighting_gradient(&phi, &problem.docs, &dj_dw, device)?;
@@ -616,6 +617,7 @@ pub fn meta_train<B: Backend>(
         log(serde_json::json!({
             "kind": "train", "step": step, "outer": grad.outer.total, "qa": grad.outer.qa, "kl": grad.outer.kl,
             "weight_mean": weight_mean, "base_reset": reset, "elapsed_s": started.elapsed().as_secs_f64(),
+            "dj_dw_answer": dj_answer, "dj_dw_other": dj_other,
         }))?;
         on_event(&Event::Step { step, total, outer: grad.outer });
 
@@ -700,6 +702,21 @@ fn write_weight_pages(
     Ok(())
 }
 
+/// The mean dJ/dw over answer-bearing tokens and over the other real tokens of `docs` (position 0
+/// has no loss and is left out): which of the two the meta-gradient asks to weigh up (the more
+/// negative), a diagnosis logged with every step.
+fn class_means(docs: &[&PreparedDoc], dj_dw: &[Vec<f32>]) -> (f64, f64) {
+    let (mut sums, mut counts) = ([0.0f64; 2], [0usize; 2]);
+    for (doc, g) in docs.iter().zip(dj_dw) {
+        for (t, &answer) in doc.answer.iter().enumerate().skip(1) {
+            let class = usize::from(!answer);
+            sums[class] += f64::from(g[t]);
+            counts[class] += 1;
+        }
+    }
+    (sums[0] / counts[0].max(1) as f64, sums[1] / counts[1].max(1) as f64)
+}
+
 /// The training rows of a document as [`Rows`] (for callers outside the loop).
 pub fn doc_rows(doc: &PreparedDoc) -> Result<Rows> {
     Rows::new(doc.ids.clone(), doc.mask.clone(), 1, doc.ids.len())
@@ -760,6 +777,29 @@ pub struct ModeAgreement {
     pub sign_agreement: f64,
     /// cos of the weighting model's gradients dJ/dφ (trainable parameters only) that the two give.
     pub phi_cosine: f64,
+    /// Mean dJ/dw (exact) over answer-bearing tokens and over the others.
+    pub exact_answer_mean: f64,
+    /// The same over the other real tokens.
+    pub exact_other_mean: f64,
+    /// Every compared token: its text and both dJ/dw.
+    pub tokens_detail: Vec<TokenGradient>,
+}
+
+/// One token's meta-gradient under both modes.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenGradient {
+    /// The document's id.
+    pub doc: String,
+    /// Position in the document.
+    pub position: usize,
+    /// The characters the token covers.
+    pub text: String,
+    /// Whether it overlaps a gold answer.
+    pub answer: bool,
+    /// Exact dJ/dw.
+    pub exact: f32,
+    /// Approximate dJ/dw.
+    pub approx: f32,
 }
 
 /// Compares `approx` with the exact meta-gradient on the meta-problems of the first `problems`
@@ -812,6 +852,21 @@ pub fn meta_grad_agreement<B: Backend>(
             problem.docs.iter().flat_map(|d| d.mask.iter().enumerate().map(|(t, &m)| t > 0 && m > 0.0)).collect();
         let pick = |v: &[f64]| v.iter().zip(&real).filter(|(_, r)| **r).map(|(x, _)| *x).collect::<Vec<f64>>();
         let (a, b) = (pick(&a), pick(&b));
+        let mut tokens_detail = Vec::new();
+        for (d, doc) in docs.iter().enumerate() {
+            let chars: Vec<char> = doc.text.chars().collect();
+            for (t, &(start, end)) in doc.offsets.iter().enumerate().skip(1) {
+                tokens_detail.push(TokenGradient {
+                    doc: doc.id.clone(),
+                    position: t,
+                    text: chars[start.min(chars.len())..end.min(chars.len())].iter().collect(),
+                    answer: doc.answer[t],
+                    exact: exact.dj_dw[d][t],
+                    approx: other.dj_dw[d][t],
+                });
+            }
+        }
+        let (exact_answer_mean, exact_other_mean) = class_means(&docs, &exact.dj_dw);
         let phi_a = trainable_gradient(&phi, &problem.docs, &exact.dj_dw, device)?;
         let phi_b = trainable_gradient(&phi, &problem.docs, &other.dj_dw, device)?;
         let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -827,6 +882,9 @@ pub fn meta_grad_agreement<B: Backend>(
             sign_agreement: a.iter().zip(&b).filter(|(x, y)| (**x >= 0.0) == (**y >= 0.0)).count() as f64
                 / a.len().max(1) as f64,
             phi_cosine: cosine(&phi_a, &phi_b),
+            exact_answer_mean,
+            exact_other_mean,
+            tokens_detail,
         };
         on_result(&result);
         out.push(result);
