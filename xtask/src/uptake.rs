@@ -333,7 +333,7 @@ impl Uptake {
             paths.push(format!("weighting.init_from={}", relative(&self.base).display()));
         }
         for set in paths.iter().chain(&self.meta_sets) {
-            command.args(["--set", &quote_path(set)]);
+            command.args(["--set", set]);
         }
         crate::run(command.arg("--out").arg(self.meta_dir()))
     }
@@ -494,20 +494,6 @@ impl Uptake {
             eprintln!("uptake: learned vs oracle weights in {}", self.test_dir("camels").join("report.html").display());
         }
         Ok(())
-    }
-}
-
-/// `key=path` with the path quoted as a TOML string.
-fn quote_path(set: &str) -> String {
-    match set.split_once('=') {
-        Some((key, value)) if key.ends_with("path") || key.starts_with("data.") || key.ends_with("init_from") => {
-            if value.starts_with('"') {
-                set.to_string()
-            } else {
-                format!("{key}=\"{value}\"")
-            }
-        }
-        _ => set.to_string(),
     }
 }
 

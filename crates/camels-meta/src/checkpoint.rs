@@ -252,15 +252,16 @@ pub fn load_weighting<B: Backend>(
     dir: &Path,
     trunk: Option<&TrunkSource>,
 ) -> Result<WeightingModel<B>> {
-    let file = dir.join("weighting.safetensors");
     match trunk {
-        None => Ok(load_module(model, &file, |p| vec![p.to_string()])?),
-        Some(source) => {
-            let mut model = source.load_into(model, &dir.join("weighting.json"))?;
-            model.head = load_module(model.head, &file, |p| vec![format!("head.{p}")])?;
-            Ok(model)
-        }
+        None => Ok(load_module(model, &dir.join("weighting.safetensors"), |p| vec![p.to_string()])?),
+        Some(source) => load_head(source.load_into(model, &dir.join("weighting.json"))?, dir),
     }
+}
+
+/// Loads the `head.*` tensors of `dir/weighting.safetensors` into `model`, its trunk untouched.
+fn load_head<B: Backend>(mut model: WeightingModel<B>, dir: &Path) -> Result<WeightingModel<B>> {
+    model.head = load_module(model.head, &dir.join("weighting.safetensors"), |p| vec![format!("head.{p}")])?;
+    Ok(model)
 }
 
 /// Writes `weighting_config.json` (the trunk's HF config) and `weighting.json` (head options and
@@ -311,7 +312,8 @@ pub struct Restored<W, O, L> {
 /// must carry [`stable_param_ids`]).
 ///
 /// `base` is θ₀: it stands for the carried base of a checkpoint taken on a reset, which has no
-/// `base.safetensors`.
+/// `base.safetensors`. With a `trunk` source, `weighting`'s trunk must already be loaded from it
+/// (as meta-training builds φ): only the head is read.
 pub fn load<A, O, L>(
     run_dir: &Path,
     pointer: &Pointer,
@@ -328,7 +330,10 @@ where
 {
     let dir = checkpoints_dir(run_dir).join(&pointer.dir);
     let same = |p: &str| vec![p.to_string()];
-    let weighting = load_weighting(weighting, &dir, trunk)?;
+    let weighting = match trunk {
+        Some(_) => load_head(weighting, &dir)?,
+        None => load_weighting(weighting, &dir, None)?,
+    };
     let optim_path = dir.join("optimizer.mpk");
     let bytes = std::fs::read(&optim_path).map_err(io(&optim_path))?;
     let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();

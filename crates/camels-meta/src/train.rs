@@ -34,7 +34,8 @@ use camels_data::{
 use camels_model::base::BaseLm;
 use camels_model::hf::{load_base, load_tokenizer, load_trunk};
 use camels_model::loss::{kl_divergence, masked_mean, token_cross_entropy};
-use camels_model::weighting::WeightingModel;
+use camels_model::tokenizer::TextTokenizer;
+use camels_model::weighting::{WeightingModel, WeightingModelConfig};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Pointer, TrainState, stable_param_ids};
@@ -490,6 +491,59 @@ fn check_context(config: &MetaTrainConfig, path: &Path, base_context: usize, wei
     Ok(())
 }
 
+/// What a run reads before its loop: θ₀ (at the configured precision), the base's tokenizer, the
+/// weighting model's config and the tokenised data; the contexts are checked (`config_path`
+/// names the config in errors).
+struct RunInputs<B: Backend> {
+    theta0: BaseLm<B>,
+    tokenizer: TextTokenizer,
+    w_config: WeightingModelConfig,
+    data: TrainData,
+}
+
+impl<B: Backend> RunInputs<B> {
+    fn load(config: &MetaTrainConfig, config_path: &Path, device: &B::Device) -> Result<Self> {
+        let base_dir = expand_path(&config.base.path)?;
+        let (theta0, base_config) = load_base::<B>(&base_dir, device)?;
+        let theta0 = theta0.with_precision(config.inner.matmul_precision);
+        let tokenizer = load_tokenizer(&base_dir, &base_config)?;
+        let w_config = config.weighting_model(&base_config);
+        check_context(config, config_path, base_config.max_positions(), w_config.trunk.max_positions())?;
+        let data = TrainData::load(&tokenizer.encoder(), config)?;
+        Ok(Self { theta0, tokenizer, w_config, data })
+    }
+}
+
+/// φ at its initialisation (seeded by `run.seed`), the trunk read from `weighting.init_from` if set.
+fn initial_weighting<A: burn::tensor::backend::AutodiffBackend>(
+    config: &MetaTrainConfig,
+    w_config: &WeightingModelConfig,
+    device: &A::Device,
+) -> Result<WeightingModel<A>> {
+    <A::InnerBackend as Backend>::seed(device, config.run.seed);
+    let mut phi: WeightingModel<A> = w_config.init(device);
+    if !config.weighting.init_from.as_os_str().is_empty() {
+        phi.trunk = load_trunk(phi.trunk, &expand_path(&config.weighting.init_from)?)?;
+    }
+    Ok(phi)
+}
+
+/// Meta-step `s`'s training-document indices, the documents and their meta-problem (questions and
+/// locality rows drawn from (seed, s)).
+fn step_problem<'a>(
+    encoder: &dyn TextEncoder,
+    config: &MetaTrainConfig,
+    data: &'a TrainData,
+    s: usize,
+) -> Result<(Vec<usize>, Vec<&'a PreparedDoc>, MetaProblem)> {
+    let indices = step_documents(config.run.seed, s, config.inner.update_batch_size, data.train.len());
+    let docs: Vec<&PreparedDoc> = indices.iter().map(|&i| &data.train[i]).collect();
+    let mut rng = Rng::new(mix(config.run.seed, 2, s as u64));
+    let rows = rng.sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
+    let problem = build_problem(encoder, config, &docs, &data.locality.select(&rows), &mut rng)?;
+    Ok((indices, docs, problem))
+}
+
 /// Meta-trains φ as `config` says, in `run_dir` (resuming from `checkpoints/last.json` when present),
 /// on backend `B` (φ on `Autodiff<B>`, the base LM's meta-gradient on `Autodiff<Autodiff<B>>`).
 pub fn meta_train<B: Backend>(
@@ -515,14 +569,8 @@ pub fn meta_train<B: Backend>(
     }
     camels_model::hf::write_atomic(&config_path, config.to_toml().as_bytes())?;
 
-    let base_dir = expand_path(&config.base.path)?;
-    let (theta0, base_config) = load_base::<B>(&base_dir, device)?;
-    let theta0 = theta0.with_precision(config.inner.matmul_precision);
-    let tokenizer = load_tokenizer(&base_dir, &base_config)?;
+    let RunInputs { theta0, tokenizer, w_config, data } = RunInputs::<B>::load(config, &config_path, device)?;
     let encoder = &tokenizer.encoder();
-    let w_config = config.weighting_model(&base_config);
-    check_context(config, &config_path, base_config.max_positions(), w_config.trunk.max_positions())?;
-    let data = TrainData::load(encoder, config)?;
     let inputs_path = run_dir.join("inputs.json");
     let inputs_json = serde_json::to_vec_pretty(&data.inputs).map_err(|e| MetaError::Parse {
         path: inputs_path.clone(),
@@ -531,12 +579,7 @@ pub fn meta_train<B: Backend>(
     })?;
     camels_model::hf::write_atomic(&inputs_path, &inputs_json)?;
 
-    B::seed(device, config.run.seed);
-    let mut phi: WeightingModel<A<B>> = w_config.init(device);
-    if !config.weighting.init_from.as_os_str().is_empty() {
-        phi.trunk = load_trunk(phi.trunk, &expand_path(&config.weighting.init_from)?)?;
-    }
-    let mut phi = stable_param_ids(phi);
+    let mut phi = stable_param_ids(initial_weighting::<A<B>>(config, &w_config, device)?);
     // A frozen trunk loaded from a file is saved as a reference to it: checkpoints hold the head.
     let trunk_source = (config.weighting.freeze_trunk && !config.weighting.init_from.as_os_str().is_empty())
         .then(|| checkpoint::TrunkSource::of(&config.weighting.init_from))
@@ -586,11 +629,7 @@ pub fn meta_train<B: Backend>(
 
     while state.step < stop {
         let s = state.step;
-        let indices = step_documents(config.run.seed, s, k, data.train.len());
-        let docs: Vec<&PreparedDoc> = indices.iter().map(|&i| &data.train[i]).collect();
-        let mut rng = Rng::new(mix(config.run.seed, 2, s as u64));
-        let rows = rng.sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
-        let problem = build_problem(encoder, config, &docs, &data.locality.select(&rows), &mut rng)?;
+        let (indices, docs, problem) = step_problem(encoder, config, &data, s)?;
 
         let weights = doc_weights(&phi.valid(), &docs, device); // K × [1, T]
         let weight_mean = weights.iter().map(|w| scalar(w.clone().mean())).sum::<f64>() / k as f64;
@@ -812,30 +851,15 @@ pub fn meta_grad_agreement<B: Backend>(
     device: &B::Device,
     on_result: &mut dyn FnMut(&ModeAgreement),
 ) -> Result<Vec<ModeAgreement>> {
-    type A<B> = Autodiff<B>;
-    let base_dir = expand_path(&config.base.path)?;
-    let (theta0, base_config) = load_base::<B>(&base_dir, device)?;
-    let theta0 = theta0.with_precision(config.inner.matmul_precision);
-    let tokenizer = load_tokenizer(&base_dir, &base_config)?;
+    let RunInputs { theta0, tokenizer, w_config, data } = RunInputs::<B>::load(config, &config.base.path, device)?;
     let encoder = &tokenizer.encoder();
-    let w_config = config.weighting_model(&base_config);
-    check_context(config, &config.base.path, base_config.max_positions(), w_config.trunk.max_positions())?;
-    let data = TrainData::load(encoder, config)?;
-    B::seed(device, config.run.seed);
-    let mut phi: WeightingModel<A<B>> = w_config.init(device);
-    if !config.weighting.init_from.as_os_str().is_empty() {
-        phi.trunk = load_trunk(phi.trunk, &expand_path(&config.weighting.init_from)?)?;
-    }
+    let phi = initial_weighting::<Autodiff<B>>(config, &w_config, device)?;
     let k = config.inner.update_batch_size;
     let mut theta = theta0.clone();
     let mut docs_since_reset = 0;
     let mut out = Vec::new();
     for s in 0..problems {
-        let indices = step_documents(config.run.seed, s, k, data.train.len());
-        let docs: Vec<&PreparedDoc> = indices.iter().map(|&i| &data.train[i]).collect();
-        let mut rng = Rng::new(mix(config.run.seed, 2, s as u64));
-        let rows = rng.sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
-        let problem = build_problem(encoder, config, &docs, &data.locality.select(&rows), &mut rng)?;
+        let (indices, docs, problem) = step_problem(encoder, config, &data, s)?;
         let weights = doc_weights(&phi.valid(), &docs, device); // K × [1, T]
         let store = config.inner.store_theta_every;
         let at = |e: MetaError| e.at(&format!("meta-step {} (documents {indices:?})", s + 1));

@@ -19,6 +19,14 @@ fn config_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs").join(name)
 }
 
+/// Holds the process-wide lock of the tests that draw random numbers: burn's RNG is global to the
+/// backend, so a test seeding it and initialising φ must not interleave with another's draws (a
+/// resumed run is compared bit for bit with an unbroken one started from the same seed).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A small synthetic world and a random tiny base (with a trained BPE tokenizer) in `dir`.
 fn world(dir: &Path) -> Vec<String> {
     let synth = SynthConfig {
@@ -141,6 +149,7 @@ fn set_overrides_any_value_and_the_paper_defaults_hold() {
 #[test]
 fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
     let dir = scratch("train-resume");
+    let _serial = serial();
     let mut paths = world(&dir);
     // Resets every 3 steps: the checkpoints at steps 2 and 4 carry a drifted base, 6 falls on a reset.
     paths.push("inner.reset_base_every=6".into());
@@ -219,6 +228,7 @@ fn resume_after_a_stop_is_bit_identical_to_an_unbroken_run() {
 #[test]
 fn checkpoints_are_complete_and_atomic_and_pages_show_every_token() {
     let dir = scratch("train-atomic");
+    let _serial = serial();
     let mut paths = world(&dir);
     // Validation more often than checkpoints: every best checkpoint must also become `last` (the
     // invariant `run` checks at every checkpoint event).
@@ -307,6 +317,7 @@ fn adapt_loads_the_weighting_model_from_a_run_directory_and_its_checkpoints() {
     use camels_meta::strategy::{Weigher, WeightStrategy};
 
     let dir = scratch("train-camels-path");
+    let _serial = serial();
     let paths = world(&dir);
     let run_dir = dir.join("run");
     let config = tiny(&[paths.clone(), vec!["weighting.normalize=true".into()]].concat());
@@ -380,6 +391,7 @@ fn qa_tune_keeps_the_best_validation_and_stops_early() {
 fn a_frozen_trunk_from_the_base_is_saved_by_reference_and_resumes_exactly() {
     use camels_meta::strategy::{Weigher, WeightStrategy};
     let dir = scratch("train-frozen");
+    let _serial = serial();
     let mut paths = world(&dir);
     let base = dir.join("base");
     paths.extend([
