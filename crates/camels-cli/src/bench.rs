@@ -571,6 +571,7 @@ impl BackendJob for MetaStep {
             qa,
             qa_targets,
             locality: random_rows::<B>(1, self.loc_len, vocab, &device),
+            control: None,
             inner_lr: 5e-4,
             c_kl: 0.1,
             reduction: Reduction::MeanPadded,

@@ -97,13 +97,22 @@ fn parse_question(path: &Path, location: String, value: &serde_json::Value) -> R
 /// Writes `documents` to `path` as JSONL, one document per line.
 pub fn write(path: &Path, documents: &[Document]) -> Result<(), DataError> {
     let io = |source| DataError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::create(path).map_err(io)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    // Written beside the target and renamed over it: a killed run leaves the old file or the new one.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let file = std::fs::File::create(&tmp).map_err(io)?;
     let mut out = std::io::BufWriter::new(file);
     for document in documents {
         serde_json::to_writer(&mut out, document).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)?;
     }
-    out.flush().map_err(io)
+    out.flush().map_err(io)?;
+    drop(out);
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// One document as one JSONL line (no trailing newline).

@@ -217,6 +217,11 @@ pub struct OuterSection {
     pub grad_acc: usize,
     /// Weight of the locality KL in J.
     pub c_kl: f64,
+    /// Weight of the control questions' NLL that J subtracts (0: the paper's J). The control
+    /// questions are those of `inner.update_batch_size` other training documents, which the inner
+    /// loop does not see, so J rewards what the steps teach about their own documents' answers
+    /// and not what they teach every answer.
+    pub c_control: f64,
     /// Clip each φ-gradient tensor to this L2 norm (0: no clipping). burn 0.21's optimizers clip per
     /// parameter tensor, not by the global norm over all tensors as PyTorch's `clip_grad_norm_` does.
     pub clip_norm: f64,
@@ -230,7 +235,16 @@ pub struct OuterSection {
 
 impl Default for OuterSection {
     fn default() -> Self {
-        Self { outer_lr: 1e-5, grad_acc: 4, c_kl: 0.1, clip_norm: 1.0, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-5 }
+        Self {
+            outer_lr: 1e-5,
+            grad_acc: 4,
+            c_kl: 0.1,
+            c_control: 0.0,
+            clip_norm: 1.0,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-5,
+        }
     }
 }
 
@@ -422,6 +436,16 @@ impl MetaTrainConfig {
             if !(value.is_finite() && value > 0.0) {
                 return Err(config_error(path, field, format!("{value} must be positive and finite")));
             }
+        }
+        if !(self.outer.c_control.is_finite() && self.outer.c_control >= 0.0) {
+            return Err(config_error(
+                path,
+                "outer.c_control",
+                format!("{} must be finite and not negative", self.outer.c_control),
+            ));
+        }
+        if self.outer.c_control > 0.0 && self.data.train.as_os_str().is_empty() {
+            return Err(config_error(path, "outer.c_control", "control questions need data.train"));
         }
         if !is_trunk_preset(&self.weighting.preset) {
             return Err(config_error(path, "weighting.preset", format!("unknown preset `{}`", self.weighting.preset)));

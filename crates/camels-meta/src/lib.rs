@@ -29,6 +29,7 @@
 //!     qa: Rows::new(vec![7, 8, 9, 0], vec![1.0; 4], 1, 4).unwrap(),
 //!     qa_targets: vec![0.0, 0.0, 1.0, 1.0],
 //!     locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
+//!     control: None,
 //!     inner_lr: 5e-4,
 //!     c_kl: 0.1,
 //!     reduction: Reduction::MeanPadded,

@@ -2,7 +2,8 @@
 //! adjoint recursion of `shared/notes/meta-gradient.md`, so that no autodiff graph spans two inner
 //! steps (except in the full-unroll oracle).
 //!
-//! With θ_k = θ_{k−1} − α ∇L_k(θ_{k−1}; w_k) and J = QA(θ_K) + c_kl·KL(p_θ₀ ‖ p_θ_K):
+//! With θ_k = θ_{k−1} − α ∇L_k(θ_{k−1}; w_k) and J = QA(θ_K) + c_kl·KL(p_θ₀ ‖ p_θ_K)
+//! (− c_control·QA_control(θ_K) where control questions are given):
 //!
 //! ```text
 //! λ ← ∇J(θ_K)
@@ -80,12 +81,27 @@ pub struct MetaProblem {
     pub qa_targets: Vec<f32>,
     /// Unrelated text for the locality term, `[Bl, Tl]`.
     pub locality: Rows,
+    /// Questions about documents the inner loop does not see, whose NLL J subtracts: what the
+    /// steps teach every answer (the format, generic sharpening) cancels, and what is left is
+    /// the documents' own facts. None: the paper's J.
+    pub control: Option<ControlQa>,
     /// Inner SGD step α.
     pub inner_lr: f64,
     /// Weight of KL(p_θ₀ ‖ p_θ_K).
     pub c_kl: f64,
     /// Normalisation of the inner weighted loss.
     pub reduction: Reduction,
+}
+
+/// Control questions of a [`MetaProblem`]: J gains `− coefficient · QA_control(θ_K)`.
+#[derive(Debug, Clone)]
+pub struct ControlQa {
+    /// QA pairs "question answer", `[Bc, Tc]`.
+    pub qa: Rows,
+    /// 1 on the answer tokens the control loss predicts, `[Bc·Tc]`.
+    pub targets: Vec<f32>,
+    /// c_control.
+    pub coefficient: f64,
 }
 
 /// How to compute the meta-gradient.
@@ -123,12 +139,14 @@ impl MetaGradMode {
 /// The outer objective's parts at θ_K.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OuterLoss {
-    /// J = qa + c_kl · kl.
+    /// J = qa + c_kl · kl − c_control · control.
     pub total: f64,
     /// Mean NLL of the answer tokens.
     pub qa: f64,
     /// KL(p_θ₀ ‖ p_θ_K) per locality token.
     pub kl: f64,
+    /// Mean NLL of the control questions' answer tokens (None without control questions).
+    pub control: Option<f64>,
 }
 
 /// The result of one meta-gradient computation.
@@ -158,24 +176,39 @@ fn inner_loss<M: Backend>(
     (weighted_loss(token_loss.clone(), weights, doc.mask(&device), reduction), token_loss)
 }
 
-/// J(θ) = QA(θ) + c_kl · KL(p₀ ‖ p_θ), with the locality logits of θ₀ given (constant).
-fn outer_loss<M: Backend>(
-    model: &BaseLm<M>,
-    pre_logits: Tensor<M, 3>,
-    problem: &MetaProblem,
-) -> (Tensor<M, 1>, Tensor<M, 1>, Tensor<M, 1>) {
-    let device = pre_logits.device();
-    let qa_ids = problem.qa.ids::<M>(&device);
-    let targets =
-        Tensor::from_data(TensorData::new(problem.qa_targets.clone(), [problem.qa.batch, problem.qa.len]), &device);
-    let qa = masked_mean(token_cross_entropy(model.forward(qa_ids.clone()), qa_ids), targets);
-    let loc = &problem.locality;
-    let kl = kl_divergence(pre_logits, model.forward(loc.ids::<M>(&device)), loc.mask(&device));
-    (qa.clone() + kl.clone() * problem.c_kl, qa, kl)
+/// Mean NLL of the `targets` tokens of QA rows `qa` under `model`.
+fn answer_nll<M: Backend>(model: &BaseLm<M>, qa: &Rows, targets: &[f32], device: &M::Device) -> Tensor<M, 1> {
+    let ids = qa.ids::<M>(device); // [Bq, Tq]
+    let targets = Tensor::from_data(TensorData::new(targets.to_vec(), [qa.batch, qa.len]), device); // [Bq, Tq]
+    masked_mean(token_cross_entropy(model.forward(ids.clone()), ids), targets)
 }
 
-fn outer_values<M: Backend>(parts: &(Tensor<M, 1>, Tensor<M, 1>, Tensor<M, 1>)) -> Result<OuterLoss> {
-    let outer = OuterLoss { total: scalar(parts.0.clone()), qa: scalar(parts.1.clone()), kl: scalar(parts.2.clone()) };
+/// The parts of J at θ: (J, QA, KL, control QA).
+type Parts<M> = (Tensor<M, 1>, Tensor<M, 1>, Tensor<M, 1>, Option<Tensor<M, 1>>);
+
+/// J(θ) = QA(θ) + c_kl · KL(p₀ ‖ p_θ) − c_control · QA_control(θ), with the locality logits of θ₀
+/// given (constant).
+fn outer_loss<M: Backend>(model: &BaseLm<M>, pre_logits: Tensor<M, 3>, problem: &MetaProblem) -> Parts<M> {
+    let device = pre_logits.device();
+    let qa = answer_nll(model, &problem.qa, &problem.qa_targets, &device);
+    let loc = &problem.locality;
+    let kl = kl_divergence(pre_logits, model.forward(loc.ids::<M>(&device)), loc.mask(&device));
+    let mut total = qa.clone() + kl.clone() * problem.c_kl;
+    let control = problem.control.as_ref().map(|c| {
+        let nll = answer_nll(model, &c.qa, &c.targets, &device);
+        total = total.clone() - nll.clone() * c.coefficient;
+        nll
+    });
+    (total, qa, kl, control)
+}
+
+fn outer_values<M: Backend>(parts: &Parts<M>) -> Result<OuterLoss> {
+    let outer = OuterLoss {
+        total: scalar(parts.0.clone()),
+        qa: scalar(parts.1.clone()),
+        kl: scalar(parts.2.clone()),
+        control: parts.3.clone().map(scalar),
+    };
     if !outer.total.is_finite() {
         return Err(MetaError::NonFinite { what: "outer loss".into(), value: outer.total });
     }

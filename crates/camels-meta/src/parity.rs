@@ -293,6 +293,7 @@ fn meta_case<B: Backend>(
         qa: batch("qa_ids", "qa_mask")?,
         qa_targets: r.f32("qa_labels_mask")?,
         locality: batch("loc_ids", "loc_mask")?,
+        control: None,
         inner_lr: number("alpha")?,
         c_kl: number("c_kl")?,
         reduction: Reduction::MeanPadded,

@@ -43,7 +43,9 @@ use crate::config::{MetaTrainConfig, expand_path};
 use crate::error::{MetaError, Result};
 use crate::eval::InputReport;
 use crate::lock::RunLock;
-use crate::metagrad::{MetaProblem, OuterLoss, Rows, meta_gradient_checkpointed, unroll, weighting_gradient};
+use crate::metagrad::{
+    ControlQa, MetaProblem, OuterLoss, Rows, meta_gradient_checkpointed, unroll, weighting_gradient,
+};
 use crate::params::scalar;
 use crate::viz::{DocView, html_page, png_heatmap, token_views};
 
@@ -149,11 +151,16 @@ impl TrainData {
             );
         }
         val.truncate(val.len() / k * k);
-        if val.is_empty() || train.len() < k {
+        let needed = if config.outer.c_control > 0.0 { 2 * k } else { k };
+        if val.is_empty() || train.len() < needed {
             return Err(MetaError::Config {
                 path: config.data.val.clone(),
                 field: "data.val / data.train".into(),
-                reason: format!("{} training and {} validation documents for K = {k}", train.len(), val.len()),
+                reason: format!(
+                    "{} training and {} validation documents for K = {k} (at least {needed} training documents)",
+                    train.len(),
+                    val.len()
+                ),
             });
         }
         let locality_path = expand_path(&config.data.locality)?;
@@ -207,14 +214,14 @@ pub fn step_documents(seed: u64, step: usize, k: usize, n: usize) -> Vec<usize> 
     out
 }
 
-/// The meta-problem of documents `docs` (questions sampled with `rng`, locality rows given).
-fn build_problem(
+/// QA rows of the questions of `docs` (all, or `data.questions_per_doc` drawn with `rng`) and
+/// their answer-token targets.
+fn question_rows(
     encoder: &dyn TextEncoder,
     config: &MetaTrainConfig,
     docs: &[&PreparedDoc],
-    locality: &TokenBatch,
     rng: &mut Rng,
-) -> Result<MetaProblem> {
+) -> Result<(Rows, Vec<f32>)> {
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     for doc in docs {
         let chosen: Vec<usize> = match config.data.questions_per_doc {
@@ -229,19 +236,60 @@ fn build_problem(
         ..QaBatchConfig::default()
     };
     let qa = qa_train_batch(encoder, &pairs, &qa_config)?;
-    let t = docs[0].ids.len();
-    let rows = |b: &TokenBatch| {
-        Rows::new(b.ids.iter().map(|&x| i64::from(x)).collect(), b.attention_mask.clone(), b.batch, b.len)
+    let rows = Rows::new(qa.ids.iter().map(|&x| i64::from(x)).collect(), qa.attention_mask.clone(), qa.batch, qa.len)?;
+    Ok((rows, qa.target_mask))
+}
+
+/// The meta-problem of documents `docs` (questions sampled with `rng`, locality rows given), with
+/// the questions of `control` as control questions when `outer.c_control` > 0.
+fn build_problem(
+    encoder: &dyn TextEncoder,
+    config: &MetaTrainConfig,
+    docs: &[&PreparedDoc],
+    control: &[&PreparedDoc],
+    locality: &TokenBatch,
+    rng: &mut Rng,
+) -> Result<MetaProblem> {
+    let (qa, qa_targets) = question_rows(encoder, config, docs, rng)?;
+    let control = match config.outer.c_control > 0.0 {
+        true => {
+            let (qa, targets) = question_rows(encoder, config, control, rng)?;
+            Some(ControlQa { qa, targets, coefficient: config.outer.c_control })
+        }
+        false => None,
     };
+    let t = docs[0].ids.len();
     Ok(MetaProblem {
         docs: docs.iter().map(|d| Rows::new(d.ids.clone(), d.mask.clone(), 1, t)).collect::<Result<_>>()?,
-        qa: rows(&qa)?,
-        qa_targets: qa.target_mask.clone(),
-        locality: rows(locality)?,
+        qa,
+        qa_targets,
+        locality: Rows::new(
+            locality.ids.iter().map(|&x| i64::from(x)).collect(),
+            locality.attention_mask.clone(),
+            locality.batch,
+            locality.len,
+        )?,
+        control,
         inner_lr: config.inner.inner_lr,
         c_kl: config.outer.c_kl,
         reduction: config.inner.reduction,
     })
+}
+
+/// `inner.update_batch_size` training documents for control questions, drawn with `rng`, none of
+/// them in `exclude` (empty without `outer.c_control`).
+fn control_documents<'a>(
+    config: &MetaTrainConfig,
+    train: &'a [PreparedDoc],
+    exclude: &[usize],
+    rng: &mut Rng,
+) -> Vec<&'a PreparedDoc> {
+    if config.outer.c_control <= 0.0 {
+        return Vec::new();
+    }
+    let k = config.inner.update_batch_size;
+    let candidates: Vec<usize> = (0..train.len()).filter(|i| !exclude.contains(i)).collect();
+    rng.sample_indices(candidates.len(), k.min(candidates.len())).into_iter().map(|j| &train[candidates[j]]).collect()
 }
 
 /// Token weights of `docs` from φ: one `[1, T]` tensor per document.
@@ -255,11 +303,14 @@ fn doc_weights<B: Backend>(model: &WeightingModel<B>, docs: &[&PreparedDoc], dev
     (0..k).map(|i| w.clone().narrow(0, i, 1)).collect() // K × [1, T]
 }
 
-fn qa_nll<B: Backend>(model: &BaseLm<B>, problem: &MetaProblem, device: &B::Device) -> f64 {
-    let ids = problem.qa.ids::<B>(device); // [Bq, Tq]
-    let targets =
-        Tensor::from_data(TensorData::new(problem.qa_targets.clone(), [problem.qa.batch, problem.qa.len]), device);
-    scalar(masked_mean(token_cross_entropy(model.forward(ids.clone()), ids), targets))
+/// Mean answer-token NLL of the problem's questions and of its control questions (if any).
+fn qa_nll<B: Backend>(model: &BaseLm<B>, problem: &MetaProblem, device: &B::Device) -> (f64, Option<f64>) {
+    let nll = |qa: &Rows, targets: &[f32]| {
+        let ids = qa.ids::<B>(device); // [Bq, Tq]
+        let targets = Tensor::from_data(TensorData::new(targets.to_vec(), [qa.batch, qa.len]), device); // [Bq, Tq]
+        scalar(masked_mean(token_cross_entropy(model.forward(ids.clone()), ids), targets))
+    };
+    (nll(&problem.qa, &problem.qa_targets), problem.control.as_ref().map(|c| nll(&c.qa, &c.targets)))
 }
 
 /// Validation metrics at one step.
@@ -277,6 +328,13 @@ pub struct Validation {
     pub qa_after: f64,
     /// qa_before − qa_after.
     pub qa_gain: f64,
+    /// Mean control-question NLL at θ₀ and after the updates (with `outer.c_control` > 0).
+    pub control_before: Option<f64>,
+    /// See `control_before`.
+    pub control_after: Option<f64>,
+    /// qa_gain − (control_before − control_after): what the steps taught about their own
+    /// documents beyond what they taught every answer.
+    pub fact_gain: Option<f64>,
     /// Mean KL(p_θ₀ ‖ p_θ_K) per locality token.
     pub kl: f64,
     /// Mean weight per answer-bearing token (target positions 1..).
@@ -306,7 +364,11 @@ impl std::fmt::Display for Validation {
             self.other_weight,
             self.answer_ratio,
             self.answer_mass
-        )
+        )?;
+        if let Some(fact_gain) = self.fact_gain {
+            write!(f, ", fact gain {fact_gain:.4}")?;
+        }
+        Ok(())
     }
 }
 
@@ -315,6 +377,7 @@ struct ValRun {
     outer: f64,
     qa_before: f64,
     qa_after: f64,
+    control: Option<(f64, f64)>,
     kl: f64,
     weights: Vec<Vec<f32>>,
 }
@@ -333,12 +396,15 @@ fn validate_with<B: Backend>(
         .sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
     let locality = data.locality.select(&rows);
     let (mut outer, mut before, mut after, mut kl) = (0.0, 0.0, 0.0, 0.0);
+    let mut control: Option<(f64, f64)> = None;
     let mut all_weights = Vec::new();
     let batches = data.val.len() / k;
     for (b, chunk) in data.val.chunks(k).enumerate() {
         let docs: Vec<&PreparedDoc> = chunk.iter().collect();
         let mut rng = Rng::new(mix(config.run.seed, 4, b as u64));
-        let problem = build_problem(encoder, config, &docs, &locality, &mut rng)?;
+        let control_docs =
+            control_documents(config, &data.train, &[], &mut Rng::new(mix(config.run.seed, 6, b as u64)));
+        let problem = build_problem(encoder, config, &docs, &control_docs, &locality, &mut rng)?;
         let weights = match phi {
             Some(phi) => doc_weights(phi, &docs, device),
             None => problem.docs.iter().map(|d| d.mask::<B>(device)).collect(),
@@ -347,14 +413,19 @@ fn validate_with<B: Backend>(
             all_weights.push(w.clone().into_data().convert::<f32>().to_vec::<f32>().expect("f32 weights"));
         }
         let theta_k = unroll(theta0.clone(), 0..problem.docs.len(), &weights, &problem);
-        let (q0, qk) = (qa_nll(theta0, &problem, device), qa_nll(&theta_k, &problem, device));
+        let ((q0, c0), (qk, ck)) = (qa_nll(theta0, &problem, device), qa_nll(&theta_k, &problem, device));
         let loc_ids = problem.locality.ids::<B>(device); // [Bl, Tl]
         let d_kl = scalar(kl_divergence(
             theta0.forward(loc_ids.clone()),
             theta_k.forward(loc_ids),
             problem.locality.mask(device),
         ));
-        outer += (qk + problem.c_kl * d_kl) / batches as f64;
+        let c_term = ck.map_or(0.0, |ck| config.outer.c_control * ck);
+        outer += (qk + problem.c_kl * d_kl - c_term) / batches as f64;
+        if let (Some(c0), Some(ck)) = (c0, ck) {
+            let (cb, ca) = control.unwrap_or((0.0, 0.0));
+            control = Some((cb + c0 / batches as f64, ca + ck / batches as f64));
+        }
         before += q0 / batches as f64;
         after += qk / batches as f64;
         kl += d_kl / batches as f64;
@@ -362,7 +433,7 @@ fn validate_with<B: Backend>(
     if !outer.is_finite() {
         return Err(MetaError::NonFinite { what: "validation outer loss".into(), value: outer });
     }
-    Ok(ValRun { outer, qa_before: before, qa_after: after, kl, weights: all_weights })
+    Ok(ValRun { outer, qa_before: before, qa_after: after, control, kl, weights: all_weights })
 }
 
 /// Mean weight on answer-bearing and other real tokens (positions ≥ 1, which have a loss).
@@ -536,11 +607,18 @@ fn step_problem<'a>(
     data: &'a TrainData,
     s: usize,
 ) -> Result<(Vec<usize>, Vec<&'a PreparedDoc>, MetaProblem)> {
-    let indices = step_documents(config.run.seed, s, config.inner.update_batch_size, data.train.len());
+    let k = config.inner.update_batch_size;
+    let indices = step_documents(config.run.seed, s, k, data.train.len());
     let docs: Vec<&PreparedDoc> = indices.iter().map(|&i| &data.train[i]).collect();
     let mut rng = Rng::new(mix(config.run.seed, 2, s as u64));
     let rows = rng.sample_indices(data.locality.batch, config.data.locality_batch_size.min(data.locality.batch));
-    let problem = build_problem(encoder, config, &docs, &data.locality.select(&rows), &mut rng)?;
+    // Control documents: none the base has stepped on since its last reset (resets fall every
+    // `reset_base_every / K` steps from step 0), this step's included.
+    let window = config.inner.reset_base_every / k;
+    let seen: Vec<usize> =
+        (s - s % window..=s).flat_map(|j| step_documents(config.run.seed, j, k, data.train.len())).collect();
+    let control = control_documents(config, &data.train, &seen, &mut Rng::new(mix(config.run.seed, 5, s as u64)));
+    let problem = build_problem(encoder, config, &docs, &control, &data.locality.select(&rows), &mut rng)?;
     Ok((indices, docs, problem))
 }
 
@@ -656,7 +734,7 @@ pub fn meta_train<B: Backend>(
         log(serde_json::json!({
             "kind": "train", "step": step, "outer": grad.outer.total, "qa": grad.outer.qa, "kl": grad.outer.kl,
             "weight_mean": weight_mean, "base_reset": reset, "elapsed_s": started.elapsed().as_secs_f64(),
-            "dj_dw_answer": dj_answer, "dj_dw_other": dj_other,
+            "dj_dw_answer": dj_answer, "dj_dw_other": dj_other, "control": grad.outer.control,
         }))?;
         on_event(&Event::Step { step, total, outer: grad.outer });
 
@@ -664,7 +742,7 @@ pub fn meta_train<B: Backend>(
         let mut saved = false; // whether this step's checkpoint is already written (as the best)
         if step.is_multiple_of(config.run.val_every) || step == total {
             let phi_valid = phi.valid();
-            let ValRun { outer, qa_before, qa_after, kl, weights } =
+            let ValRun { outer, qa_before, qa_after, control, kl, weights } =
                 validate_with::<B>(encoder, config, &data, &theta0, Some(&phi_valid), device)
                     .map_err(|e| e.at(&format!("the validation after meta-step {}", state.step)))?;
             let (answer_weight, other_weight) = weight_mass(&data.val, &weights);
@@ -680,6 +758,9 @@ pub fn meta_train<B: Backend>(
                 qa_before,
                 qa_after,
                 qa_gain: qa_before - qa_after,
+                control_before: control.map(|c| c.0),
+                control_after: control.map(|c| c.1),
+                fact_gain: control.map(|(cb, ca)| (qa_before - qa_after) - (cb - ca)),
                 kl,
                 answer_weight,
                 other_weight,
@@ -786,7 +867,7 @@ mod tests {
             let mut config = MetaTrainConfig::default();
             config.data.qa_include_eos = include_eos;
             let problem =
-                build_problem(&camels_data::ByteEncoder, &config, &[&doc], &locality, &mut Rng::new(0)).unwrap();
+                build_problem(&camels_data::ByteEncoder, &config, &[&doc], &[], &locality, &mut Rng::new(0)).unwrap();
             problem.qa_targets.iter().sum::<f32>()
         };
         // " Berel" is 6 byte tokens; the end of sequence is one more target.

@@ -60,6 +60,7 @@ fn case_in(dir: &str, k: usize) -> Case {
         qa: batch(&reference, "qa_ids", "qa_mask"),
         qa_targets: reference.f32("qa_labels_mask"),
         locality: batch(&reference, "loc_ids", "loc_mask"),
+        control: None,
         inner_lr: json["alpha"].as_f64().unwrap(),
         c_kl: json["c_kl"].as_f64().unwrap(),
         reduction: Reduction::MeanPadded,
@@ -245,6 +246,7 @@ fn no_graph_is_needed_for_a_random_tiny_model_either() {
         qa: Rows::new(vec![7, 8, 9, 0], vec![1.0; 4], 1, 4).unwrap(),
         qa_targets: vec![0.0, 0.0, 1.0, 1.0],
         locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
+        control: None,
         inner_lr: 0.5,
         c_kl: 0.1,
         reduction: Reduction::MeanReal,
@@ -290,4 +292,53 @@ fn the_exact_meta_gradient_runs_with_bf16_matrix_products() {
     assert!(err > 0.0 && err < 2e-2, "{err:.2e}");
     assert!((bf16.outer.total - exact.outer.total).abs() < 1e-2 * exact.outer.total.abs());
     assert_eq!(bf16.theta_k.precision(), camels_model::base::MatmulPrecision::Bf16);
+}
+
+#[test]
+fn control_questions_subtract_their_own_meta_gradient() {
+    // J = QA + c_kl·KL − c·QA_control is linear in its parts, so dJ/dw with control questions is the
+    // plain problem's minus c times that of a problem whose only questions are the control ones.
+    let device = Default::default();
+    let theta0 = camels_model::base::BaseLm::from(Gpt2Config::tiny().init::<Cpu>(&device));
+    let doc = Rows::new(vec![5, 9, 13, 2, 7, 7], vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0], 1, 6).unwrap();
+    let control_rows = Rows::new(vec![11, 12, 2, 13, 3, 9], vec![1.0; 6], 2, 3).unwrap();
+    let control_targets = vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0];
+    let plain = MetaProblem {
+        docs: vec![doc.clone(), doc],
+        qa: Rows::new(vec![7, 8, 9, 0], vec![1.0; 4], 1, 4).unwrap(),
+        qa_targets: vec![0.0, 0.0, 1.0, 1.0],
+        locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
+        control: None,
+        inner_lr: 0.5,
+        c_kl: 0.1,
+        reduction: Reduction::MeanReal,
+    };
+    let c = 0.7;
+    let with_control = MetaProblem {
+        control: Some(camels_meta::metagrad::ControlQa {
+            qa: control_rows.clone(),
+            targets: control_targets.clone(),
+            coefficient: c,
+        }),
+        ..plain.clone()
+    };
+    let control_only = MetaProblem { qa: control_rows, qa_targets: control_targets, c_kl: 0.0, ..plain.clone() };
+    let weights = vec![Tensor::<Cpu, 2>::ones([1, 6], &device); 2];
+    let flat = |g: &[Vec<f32>]| g.iter().flatten().copied().collect::<Vec<f32>>();
+    for mode in [MetaGradMode::Exact, MetaGradMode::first_order(), MetaGradMode::FullUnroll] {
+        let a = meta_gradient(&theta0, &weights, &plain, mode).unwrap();
+        let b = meta_gradient(&theta0, &weights, &control_only, mode).unwrap();
+        let ours = meta_gradient(&theta0, &weights, &with_control, mode).unwrap();
+        let control_nll = ours.outer.control.expect("a control NLL");
+        assert!((control_nll - b.outer.qa).abs() < 1e-5, "{mode:?}: {control_nll} vs {}", b.outer.qa);
+        assert!((ours.outer.total - (a.outer.total - c * b.outer.qa)).abs() < 1e-5, "{mode:?}: {:?}", ours.outer);
+        let expected: Vec<f32> = flat(&a.dj_dw).iter().zip(flat(&b.dj_dw)).map(|(x, y)| x - c as f32 * y).collect();
+        let err = rel_err(&flat(&ours.dj_dw), &expected);
+        assert!(err < 1e-3, "{mode:?}: dJ/dw off by {err:.2e}");
+        assert!(flat(&b.dj_dw).iter().any(|x| *x != 0.0), "{mode:?}: the control questions have a gradient");
+    }
+    assert!(
+        plain.control.is_none()
+            && meta_gradient(&theta0, &weights, &plain, MetaGradMode::Exact).unwrap().outer.control.is_none()
+    );
 }

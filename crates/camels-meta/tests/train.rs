@@ -445,3 +445,50 @@ fn a_frozen_trunk_from_the_base_is_saved_by_reference_and_resumes_exactly() {
     let err = Weigher::<Cpu>::new(&WeightStrategy::Camels(last.clone()), &[text], &device).err().unwrap().to_string();
     assert!(err.contains("trunk_from") && err.contains(&format!("{model_bytes} bytes")), "{err}");
 }
+
+#[test]
+fn control_questions_enter_the_outer_loss_and_the_validation_reports_the_fact_gain() {
+    let dir = scratch("train-control");
+    let _serial = serial();
+    let paths = world(&dir);
+    let metrics = |overrides: &[String], name: &str| -> Vec<serde_json::Value> {
+        let run_dir = dir.join(name);
+        run(&tiny(overrides), &run_dir);
+        let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let plain = metrics(&paths, "plain");
+    let with = metrics(&[paths.clone(), vec!["outer.c_control=1.0".into()]].concat(), "control");
+    for v in plain.iter() {
+        let key = if v["kind"] == "val" { "control_before" } else { "control" };
+        assert!(v[key].is_null(), "no control questions, none reported: {v}");
+    }
+    let (mut trains, mut vals) = (0, 0);
+    for (p, c) in plain.iter().zip(&with) {
+        assert_eq!(p["kind"], c["kind"]);
+        if c["kind"] == "train" {
+            trains += 1;
+            let control = c["control"].as_f64().expect("each step logs the control NLL");
+            // Same documents and questions, so the same QA NLL at the first step; J subtracts the control NLL.
+            if c["step"] == 1 {
+                assert_eq!(p["qa"], c["qa"]);
+                let expected = p["outer"].as_f64().unwrap() - control;
+                assert!((c["outer"].as_f64().unwrap() - expected).abs() < 1e-4, "{c} vs {p}");
+            }
+        } else if c["kind"] == "val" {
+            vals += 1;
+            let f = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {c}"));
+            let expected = f("qa_gain") - (f("control_before") - f("control_after"));
+            assert!((f("fact_gain") - expected).abs() < 1e-9);
+            assert!(f("control_before") > 0.0 && f("control_before").is_finite());
+        }
+    }
+    assert!(trains > 0 && vals > 0);
+
+    // A negative coefficient is refused with the field's name.
+    let err =
+        MetaTrainConfig::from_file(&config_file("tiny.toml"), &[paths, vec!["outer.c_control=-1".into()]].concat())
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("outer.c_control"), "{err}");
+}
