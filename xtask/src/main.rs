@@ -45,6 +45,10 @@ fn main() -> Result<()> {
         return Ok(());
     };
     let rest = &args[1..];
+    if !check_args(task, rest)? {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match task.as_str() {
         "bench" => bench(rest),
         "fixtures" => fixtures(rest),
@@ -67,6 +71,53 @@ fn main() -> Result<()> {
         }
         other => bail!("unknown task `{other}`\n\n{USAGE}"),
     }
+}
+
+/// The flags a task takes: (flags followed by a value, switches, positional arguments). `None`: the
+/// task forwards its arguments to `camels-cli`, whose parser checks them.
+fn task_flags(task: &str, args: &[String]) -> Option<(&'static [&'static str], &'static [&'static str], usize)> {
+    Some(match task {
+        "bench" => (&["--python"], &["--quick"], 0),
+        "fixtures" => (&["--python"], &[], 0),
+        "check-saved" => (&["--python"], &[], 1),
+        "gpu-check" => (&["--out"], &["--pack-only"], 0),
+        "gpu-table" => (&[], &[], 1),
+        "uptake" => (uptake::VALUED, &["--dev"], 0),
+        "demo" if args.iter().any(|a| a == "--real") => (uptake::VALUED, &["--real", "--dev"], 0),
+        _ => return None,
+    })
+}
+
+/// Checks a task's arguments before anything runs: `Ok(false)` when they ask for help (`--help`,
+/// `-h`); an error naming the flag when one is unknown or lacks its value, or when there are too
+/// many positional arguments.
+fn check_args(task: &str, args: &[String]) -> Result<bool> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(false);
+    }
+    let Some((valued, switches, positional)) = task_flags(task, args) else {
+        return Ok(true);
+    };
+    let mut given = 0;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if valued.contains(&arg) {
+            match args.get(i + 1) {
+                Some(v) if !v.starts_with("--") => i += 1,
+                _ => bail!("{task}: {arg} needs a value (see `cargo xtask help`)"),
+            }
+        } else if arg.starts_with('-') && !switches.contains(&arg) {
+            bail!("{task}: unknown flag `{arg}` (see `cargo xtask help`)");
+        } else if !arg.starts_with('-') {
+            given += 1;
+            if given > positional {
+                bail!("{task}: unexpected argument `{arg}` (see `cargo xtask help`)");
+            }
+        }
+        i += 1;
+    }
+    Ok(true)
 }
 
 /// The workspace root (the parent of this crate).
@@ -260,7 +311,8 @@ fn gpu_check(args: &[String]) -> Result<()> {
     let dir = root().join("gpu");
     std::fs::create_dir_all(&dir)?;
     let binary = dir.join("camels-cli");
-    std::fs::copy(root().join("target/release/camels-cli"), &binary).context("copying the release binary")?;
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    std::fs::copy(target.join("release/camels-cli"), &binary).context("copying the release binary")?;
     // Stripped and compressed it travels in ~15 MB; both tools are optional.
     let _ = Command::new("strip").arg(&binary).status();
     let packed = dir.join("camels-cli.gz");
@@ -318,4 +370,34 @@ fn gpu_table(file: &Path) -> Result<String> {
         ));
     }
     Ok(rows.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_args;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn help_is_asked_for_anywhere() {
+        assert!(!check_args("uptake", &args(&["--help"])).unwrap());
+        assert!(!check_args("uptake", &args(&["--until", "sweep", "-h"])).unwrap());
+        assert!(!check_args("train", &args(&["--help"])).unwrap());
+    }
+
+    #[test]
+    fn known_flags_pass_and_unknown_ones_are_named() {
+        assert!(check_args("uptake", &args(&["--strategies", "uniform,camels", "--dev", "--set", "a=1"])).unwrap());
+        assert!(check_args("demo", &args(&["--real", "--out", "x"])).unwrap());
+        let err = check_args("uptake", &args(&["--stratgies", "uniform"])).unwrap_err().to_string();
+        assert!(err.contains("unknown flag `--stratgies`"), "{err}");
+        let err = check_args("uptake", &args(&["--until"])).unwrap_err().to_string();
+        assert!(err.contains("--until needs a value"), "{err}");
+        let err = check_args("gpu-table", &args(&["a.jsonl", "b.jsonl"])).unwrap_err().to_string();
+        assert!(err.contains("unexpected argument `b.jsonl`"), "{err}");
+        // Tasks that forward to camels-cli leave their flags to its parser.
+        assert!(check_args("demo", &args(&["--set", "test_docs=10"])).unwrap());
+    }
 }

@@ -67,6 +67,22 @@ struct Uptake {
 /// The strategies `--strategies` chooses from; `uniform` is the baseline and always runs.
 pub const ALL_STRATEGIES: [&str; 6] = ["uniform", "tfidf", "salient", "camels", "answers", "uniform+qa-tune"];
 
+/// The flags of `uptake` (and `demo --real`) that take a value.
+pub const VALUED: &[&str] = &[
+    "--out",
+    "--base",
+    "--config",
+    "--set",
+    "--lrs",
+    "--sweep-docs",
+    "--test-docs",
+    "--until",
+    "--strategies",
+    "--weighting",
+    "--lr",
+    "--qa-steps",
+];
+
 const STAGES: [&str; 6] = ["data", "qa-tune", "meta", "sweep", "test", "compare"];
 
 fn value(args: &[String], flag: &str) -> Option<String> {
