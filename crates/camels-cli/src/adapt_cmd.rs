@@ -12,8 +12,8 @@ use camels_data::{Document, Format, Shuffle, StreamConfig, build_stream, read_an
 use camels_meta::EncoderExt;
 use camels_meta::adapt::{AdaptConfig, OptimizerKind, Progress, RunControl, adapt, check_resumable, params_finite};
 use camels_meta::eval::{
-    EvalConfig, InputReport, Prediction, QaItem, Summary, SwappedAnswers, answer_nlls, control_questions,
-    evaluate_questions, fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
+    EvalConfig, InputReport, Prediction, QaItem, Summary, answer_nlls, control_questions, evaluate_questions,
+    fact_gain, perplexity, questions_of, swapped_answers, write_predictions_csv, write_summary,
 };
 use camels_meta::lock::RunLock;
 use camels_meta::strategy::{Weigher, WeightStrategy, weighted_docs, weights_report, write_weights_jsonl};
@@ -378,9 +378,11 @@ impl BackendJob for AdaptJob {
         let nlls =
             |model: &BaseLm<B>, items: &[QaItem]| answer_nlls(model, &tokenizer.encoder(), items, &eval, &device);
         let control_before = mean(&nlls(&model.valid(), &control_items)?);
-        // Swapped answers (with --eval-before): how much of the gain is about answers in general.
-        let swapped = if args.eval_before { swapped_answers(&docs) } else { SwappedAnswers::default() };
-        let swapped_before = nlls(&model.valid(), &swapped.items)?;
+        // Swapped answers: how much of the gain is about answers in general. Their NLL after is
+        // measured on every run; before only with --eval-before (`compare` takes the baseline's
+        // before-columns for a run without them: every run starts from the same base).
+        let swapped = swapped_answers(&docs);
+        let swapped_before = if args.eval_before { nlls(&model.valid(), &swapped.items)? } else { Vec::new() };
 
         let before = if args.eval_before {
             tracing::info!("evaluating before adaptation");
@@ -464,16 +466,20 @@ impl BackendJob for AdaptJob {
             }
         }
         let swapped_after = nlls(&model, &swapped.items)?;
-        for ((&i, &b), &a) in swapped.index.iter().zip(&swapped_before).zip(&swapped_after) {
-            predictions[i].swapped_nll_before = Some(b);
+        for (k, (&i, &a)) in swapped.index.iter().zip(&swapped_after).enumerate() {
+            predictions[i].swapped_nll_before = swapped_before.get(k).copied();
             predictions[i].swapped_nll = Some(a);
         }
         write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
         let gold = |f: fn(&Prediction) -> Option<f64>| -> Vec<f64> {
             swapped.index.iter().filter_map(|&i| f(&predictions[i])).collect()
         };
-        // Without --eval-before nothing is swapped, and the fact gain is None.
-        let fact = fact_gain(&gold(|p| p.nll_before), &gold(|p| Some(p.nll)), &swapped_before, &swapped_after);
+        // Without --eval-before there is no before, and the fact gain is left to `compare`.
+        let fact = if args.eval_before {
+            fact_gain(&gold(|p| p.nll_before), &gold(|p| Some(p.nll)), &swapped_before, &swapped_after)
+        } else {
+            None
+        };
         let summary = Summary {
             strategy: strategy.to_string(),
             lr: config.lr,
@@ -524,11 +530,19 @@ impl BackendJob for EvalJob {
         let docs = read_stream(qa, &mut inputs)?;
         let unrelated = read_unrelated(qa, &mut inputs)?;
         let eval = eval_config(qa);
-        let (predictions, ppl, seconds) = evaluate(&model, &tokenizer, &docs, &unrelated, &eval, &device)?;
+        let (mut predictions, ppl, seconds) = evaluate(&model, &tokenizer, &docs, &unrelated, &eval, &device)?;
+        // Swapped answers' NLL, for the fact gain `compare` computes against a baseline's before.
+        let swapped = swapped_answers(&docs);
+        let swapped_nlls = answer_nlls(&model, &tokenizer.encoder(), &swapped.items, &eval, &device)?;
+        for (&i, &a) in swapped.index.iter().zip(&swapped_nlls) {
+            predictions[i].swapped_nll = Some(a);
+        }
         write_predictions_csv(&qa.out.join("predictions.csv"), &predictions)?;
         let summary = Summary {
             strategy: "none".into(),
             n_docs: docs.len(),
+            swapped_questions: swapped.items.len(),
+            swapped_answer_nll_after: mean(&swapped_nlls),
             unrelated_ppl_after: ppl,
             questions_per_s: predictions.len() as f64 / seconds.max(1e-9),
             decoding: format!("{:?}", eval.decoding),

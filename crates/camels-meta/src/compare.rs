@@ -230,6 +230,9 @@ pub fn compare(runs: &[(String, Vec<QuestionRow>)], baseline: &str, resamples: u
                         r.f1_before = b.f1_before;
                         r.em_strict_before = b.em_strict_before;
                     }
+                    if r.swapped_nll.is_some() && r.swapped_nll_before.is_none() {
+                        r.swapped_nll_before = b.swapped_nll_before;
+                    }
                     r
                 })
                 .collect();
@@ -387,6 +390,26 @@ mod tests {
         assert_eq!(c.runs[0].retention.len(), QUARTERS);
         assert!((c.runs[1].retention[3].estimate - 0.6).abs() < 1e-9);
         assert!(markdown(&c).contains("| camels − uniform |"));
+    }
+
+    #[test]
+    fn a_run_without_before_columns_takes_the_baselines_for_its_fact_gain() {
+        // `adapt` without --eval-before (and `eval`) write the swapped NLL after, not before.
+        let base: Vec<QuestionRow> = (0..8).map(|i| row(i, i, 3.0, 2.9, 0.0, 0.1)).collect();
+        let other: Vec<QuestionRow> = (0..8)
+            .map(|i| QuestionRow {
+                nll_before: None,
+                f1_before: None,
+                em_strict_before: None,
+                swapped_nll_before: None,
+                swapped_nll: Some(2.8),
+                ..row(i, i, 0.0, 2.5, 0.0, 0.1)
+            })
+            .collect();
+        let c = compare(&[("uniform".into(), base), ("camels".into(), other)], "uniform", 100, 0).unwrap();
+        // Gold gain 0.5 minus the swapped answers' gain 0.2.
+        assert!((c.runs[1].fact_gain.unwrap().estimate - 0.3).abs() < 1e-9);
+        assert!((c.versus[0].fact_gain_diff.unwrap().estimate - 0.2).abs() < 1e-9);
     }
 
     #[test]
