@@ -36,7 +36,7 @@ tasks:
                          the whole pipeline on a real base (SmolLM2-135M from $CAMELS_MODELS_DIR by
                          default): data → qa-tune → meta → sweep → test → compare, each stage timed and
                          resumed after a kill (rerun the same command); release build unless --dev;
-                         --out defaults to runs/smollm2, the table lands in OUT/table.md";
+                         --out defaults to runs/smollm2, the table lands in OUT/compare.md";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
