@@ -125,6 +125,11 @@ pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"))
+}
+
 /// `--python P`, or `python3`.
 fn python(args: &[String]) -> String {
     args.iter().position(|a| a == "--python").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "python3".into())
@@ -311,8 +316,7 @@ fn gpu_check(args: &[String]) -> Result<()> {
     let dir = root().join("gpu");
     std::fs::create_dir_all(&dir)?;
     let binary = dir.join("camels-cli");
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
-    std::fs::copy(target.join("release/camels-cli"), &binary).context("copying the release binary")?;
+    std::fs::copy(target_dir().join("release/camels-cli"), &binary).context("copying the release binary")?;
     // Stripped and compressed it travels in ~15 MB; both tools are optional.
     let _ = Command::new("strip").arg(&binary).status();
     let packed = dir.join("camels-cli.gz");

@@ -108,8 +108,7 @@ pub fn uptake(args: &[String]) -> Result<()> {
         build.arg("--release");
     }
     crate::run(&mut build)?;
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
-    let cli = target.join(if release { "release" } else { "debug" }).join("camels-cli");
+    let cli = crate::target_dir().join(if release { "release" } else { "debug" }).join("camels-cli");
     let uptake = Uptake {
         cli,
         out: value(args, "--out").map(path).unwrap_or_else(|| root().join("runs/smollm2")),
