@@ -222,6 +222,9 @@ pub struct OuterSection {
     /// loop does not see, so J rewards what the steps teach about their own documents' answers
     /// and not what they teach every answer.
     pub c_control: f64,
+    /// Hinge the control term: J subtracts c_control · min(control NLL after, before), so that
+    /// steps which make the control answers less likely earn nothing (without it they lower J).
+    pub control_hinge: bool,
     /// Clip each φ-gradient tensor to this L2 norm (0: no clipping). burn 0.21's optimizers clip per
     /// parameter tensor, not by the global norm over all tensors as PyTorch's `clip_grad_norm_` does.
     pub clip_norm: f64,
@@ -240,6 +243,7 @@ impl Default for OuterSection {
             grad_acc: 4,
             c_kl: 0.1,
             c_control: 0.0,
+            control_hinge: false,
             clip_norm: 1.0,
             beta_1: 0.9,
             beta_2: 0.999,

@@ -3,7 +3,8 @@
 //! steps (except in the full-unroll oracle).
 //!
 //! With θ_k = θ_{k−1} − α ∇L_k(θ_{k−1}; w_k) and J = QA(θ_K) + c_kl·KL(p_θ₀ ‖ p_θ_K)
-//! (− c_control·QA_control(θ_K) where control questions are given):
+//! (− c_control·QA_control(θ_K) where control questions are given; with the hinge,
+//! − c_control·min(QA_control(θ_K), QA_control(θ₀))):
 //!
 //! ```text
 //! λ ← ∇J(θ_K)
@@ -93,7 +94,8 @@ pub struct MetaProblem {
     pub reduction: Reduction,
 }
 
-/// Control questions of a [`MetaProblem`]: J gains `− coefficient · QA_control(θ_K)`.
+/// Control questions of a [`MetaProblem`]: J gains `− coefficient · QA_control(θ_K)`, or with
+/// `hinge` `− coefficient · min(QA_control(θ_K), QA_control(θ₀))`.
 #[derive(Debug, Clone)]
 pub struct ControlQa {
     /// QA pairs "question answer", `[Bc, Tc]`.
@@ -102,6 +104,10 @@ pub struct ControlQa {
     pub targets: Vec<f32>,
     /// c_control.
     pub coefficient: f64,
+    /// Count the control term only while the steps lower the control NLL: without it, weights
+    /// that make other documents' answers *less* likely lower J too (measured on SmolLM2:
+    /// BENCHMARKS.md, "outer lr 1e-2"), which rewards damaging the model.
+    pub hinge: bool,
 }
 
 /// How to compute the meta-gradient.
@@ -139,7 +145,7 @@ impl MetaGradMode {
 /// The outer objective's parts at θ_K.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OuterLoss {
-    /// J = qa + c_kl · kl − c_control · control.
+    /// J = qa + c_kl · kl − c_control · control (hinged: − c_control · min(control, its value at θ₀)).
     pub total: f64,
     /// Mean NLL of the answer tokens.
     pub qa: f64,
@@ -187,8 +193,15 @@ fn answer_nll<M: Backend>(model: &BaseLm<M>, qa: &Rows, targets: &[f32], device:
 type Parts<M> = (Tensor<M, 1>, Tensor<M, 1>, Tensor<M, 1>, Option<Tensor<M, 1>>);
 
 /// J(θ) = QA(θ) + c_kl · KL(p₀ ‖ p_θ) − c_control · QA_control(θ), with the locality logits of θ₀
-/// given (constant).
-fn outer_loss<M: Backend>(model: &BaseLm<M>, pre_logits: Tensor<M, 3>, problem: &MetaProblem) -> Parts<M> {
+/// given (constant); with a hinged control term, `control_before` is QA_control(θ₀) and the term is
+/// − c_control · min(QA_control(θ), QA_control(θ₀)) (a constant, without gradient, once the
+/// control NLL is above where it started).
+fn outer_loss<M: Backend>(
+    model: &BaseLm<M>,
+    pre_logits: Tensor<M, 3>,
+    problem: &MetaProblem,
+    control_before: Option<f64>,
+) -> Parts<M> {
     let device = pre_logits.device();
     let qa = answer_nll(model, &problem.qa, &problem.qa_targets, &device);
     let loc = &problem.locality;
@@ -196,10 +209,18 @@ fn outer_loss<M: Backend>(model: &BaseLm<M>, pre_logits: Tensor<M, 3>, problem: 
     let mut total = qa.clone() + kl.clone() * problem.c_kl;
     let control = problem.control.as_ref().map(|c| {
         let nll = answer_nll(model, &c.qa, &c.targets, &device);
-        total = total.clone() - nll.clone() * c.coefficient;
+        total = match control_before {
+            Some(before) if scalar(nll.clone()) >= before => total.clone().sub_scalar(c.coefficient * before),
+            _ => total.clone() - nll.clone() * c.coefficient,
+        };
         nll
     });
     (total, qa, kl, control)
+}
+
+/// QA_control(θ₀) when the problem's control term is hinged (see [`ControlQa::hinge`]).
+fn control_floor<B: Backend>(theta0: &BaseLm<B>, problem: &MetaProblem, device: &B::Device) -> Option<f64> {
+    problem.control.as_ref().filter(|c| c.hinge).map(|c| scalar(answer_nll(theta0, &c.qa, &c.targets, device)))
 }
 
 fn outer_values<M: Backend>(parts: &Parts<M>) -> Result<OuterLoss> {
@@ -274,7 +295,8 @@ pub fn meta_gradient_checkpointed<B: Backend>(
     let (outer, mut lambda) = {
         let pre_logits = theta0.forward(problem.locality.ids::<B>(&device));
         let model: BaseLm<X<B>> = lift(theta_k.clone());
-        let parts = outer_loss(&model, Tensor::from_inner(pre_logits), problem);
+        let floor = control_floor(theta0, problem, &device);
+        let parts = outer_loss(&model, Tensor::from_inner(pre_logits), problem, floor);
         let outer = outer_values(&parts)?;
         (outer, GradientsParams::from_grads(parts.0.backward(), &model))
     };
@@ -420,7 +442,7 @@ fn full_unroll<B: Backend>(
         theta_x = theta_x.map(&mut SgdStep { grads: &g, lr: problem.inner_lr });
     }
     let pre_logits = theta0.forward(problem.locality.ids::<B>(&device));
-    let parts = outer_loss(&theta_x, Tensor::from_inner(pre_logits), problem);
+    let parts = outer_loss(&theta_x, Tensor::from_inner(pre_logits), problem, control_floor(theta0, problem, &device));
     let outer = outer_values(&parts)?;
     let grads = parts.0.backward();
     let dj_dw = w_x

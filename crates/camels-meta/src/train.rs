@@ -254,7 +254,7 @@ fn build_problem(
     let control = match config.outer.c_control > 0.0 {
         true => {
             let (qa, targets) = question_rows(encoder, config, control, rng)?;
-            Some(ControlQa { qa, targets, coefficient: config.outer.c_control })
+            Some(ControlQa { qa, targets, coefficient: config.outer.c_control, hinge: config.outer.control_hinge })
         }
         false => None,
     };
@@ -345,6 +345,10 @@ pub struct Validation {
     pub answer_ratio: f64,
     /// Share of the total weight on answer-bearing tokens.
     pub answer_mass: f64,
+    /// How evenly the weight is spread: per document (Σw)² / (n·Σw²) over its n real tokens with a
+    /// loss (1: uniform; 1/n: all weight on one token), averaged over the documents. Weights that
+    /// collapse onto a few tokens show here first.
+    pub effective_share: f64,
 }
 
 impl std::fmt::Display for Validation {
@@ -353,7 +357,8 @@ impl std::fmt::Display for Validation {
         write!(
             f,
             "step {}: validation outer loss {:.4} (uniform weights {:.4}), QA NLL {:.4} -> {:.4}, KL {:.5}, \
-             mean weight per answer-bearing token {:.4}, per other token {:.4}, ratio {:.3}, answer share of the mass {:.3}",
+             mean weight per answer-bearing token {:.4}, per other token {:.4}, ratio {:.3}, answer share of the mass {:.3}, \
+             effective share of tokens {:.3}",
             self.step,
             self.outer,
             self.uniform_outer,
@@ -363,7 +368,8 @@ impl std::fmt::Display for Validation {
             self.answer_weight,
             self.other_weight,
             self.answer_ratio,
-            self.answer_mass
+            self.answer_mass,
+            self.effective_share
         )?;
         if let Some(fact_gain) = self.fact_gain {
             write!(f, ", fact gain {fact_gain:.4}")?;
@@ -420,7 +426,10 @@ fn validate_with<B: Backend>(
             theta_k.forward(loc_ids),
             problem.locality.mask(device),
         ));
-        let c_term = ck.map_or(0.0, |ck| config.outer.c_control * ck);
+        let c_term = match (ck, c0) {
+            (Some(ck), Some(c0)) if config.outer.control_hinge => config.outer.c_control * ck.min(c0),
+            (ck, _) => ck.map_or(0.0, |ck| config.outer.c_control * ck),
+        };
         outer += (qk + problem.c_kl * d_kl - c_term) / batches as f64;
         if let (Some(c0), Some(ck)) = (c0, ck) {
             let (cb, ca) = control.unwrap_or((0.0, 0.0));
@@ -450,6 +459,21 @@ fn weight_mass(docs: &[PreparedDoc], weights: &[Vec<f32>]) -> (f64, f64) {
         }
     }
     (a_sum / a_n.max(1) as f64, o_sum / o_n.max(1) as f64)
+}
+
+/// The mean over documents of (Σw)² / (n·Σw²) over the n real tokens at positions ≥ 1.
+fn effective_share(docs: &[PreparedDoc], weights: &[Vec<f32>]) -> f64 {
+    let shares: Vec<f64> = docs
+        .iter()
+        .zip(weights)
+        .filter_map(|(doc, w)| {
+            let real: Vec<f64> =
+                doc.mask.iter().zip(w).skip(1).filter(|(m, _)| **m > 0.0).map(|(_, x)| f64::from(*x)).collect();
+            let (sum, squares) = (real.iter().sum::<f64>(), real.iter().map(|x| x * x).sum::<f64>());
+            (squares > 0.0).then(|| sum * sum / (real.len() as f64 * squares))
+        })
+        .collect();
+    shares.iter().sum::<f64>() / shares.len().max(1) as f64
 }
 
 /// What the loop reports as it goes.
@@ -766,6 +790,7 @@ pub fn meta_train<B: Backend>(
                 other_weight,
                 answer_ratio: answer_weight / other_weight.max(1e-30),
                 answer_mass: answer_total / (answer_total + other_weight * n_other as f64).max(1e-30),
+                effective_share: effective_share(&data.val, &weights),
             };
             let mut value = serde_json::to_value(&validation).expect("validation serialises");
             value["kind"] = "val".into();

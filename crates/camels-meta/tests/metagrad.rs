@@ -319,6 +319,7 @@ fn control_questions_subtract_their_own_meta_gradient() {
             qa: control_rows.clone(),
             targets: control_targets.clone(),
             coefficient: c,
+            hinge: false,
         }),
         ..plain.clone()
     };
@@ -341,4 +342,59 @@ fn control_questions_subtract_their_own_meta_gradient() {
         plain.control.is_none()
             && meta_gradient(&theta0, &weights, &plain, MetaGradMode::Exact).unwrap().outer.control.is_none()
     );
+}
+
+#[test]
+fn a_hinged_control_term_counts_only_while_the_steps_lower_the_control_nll() {
+    // With the hinge, J subtracts c·min(QA_control(θ_K), QA_control(θ₀)): where the steps raise the
+    // control NLL, dJ/dw is the plain problem's; where they lower it, the unhinged problem's. The
+    // inner lr's sign flips which of the two happens, so both branches run.
+    let device = Default::default();
+    let theta0 = camels_model::base::BaseLm::from(Gpt2Config::tiny().init::<Cpu>(&device));
+    let doc = Rows::new(vec![5, 9, 13, 2, 7, 7], vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0], 1, 6).unwrap();
+    let control = camels_meta::metagrad::ControlQa {
+        qa: Rows::new(vec![11, 12, 2, 13, 3, 9], vec![1.0; 6], 2, 3).unwrap(),
+        targets: vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0],
+        coefficient: 0.7,
+        hinge: false,
+    };
+    let weights = vec![Tensor::<Cpu, 2>::ones([1, 6], &device); 2];
+    let flat = |g: &[Vec<f32>]| g.iter().flatten().copied().collect::<Vec<f32>>();
+    let mut branches = Vec::new();
+    for inner_lr in [0.5, -0.5] {
+        let plain = MetaProblem {
+            docs: vec![doc.clone(), doc.clone()],
+            qa: Rows::new(vec![7, 8, 9, 0], vec![1.0; 4], 1, 4).unwrap(),
+            qa_targets: vec![0.0, 0.0, 1.0, 1.0],
+            locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
+            control: None,
+            inner_lr,
+            c_kl: 0.1,
+            reduction: Reduction::MeanReal,
+        };
+        let unhinged = MetaProblem { control: Some(control.clone()), ..plain.clone() };
+        let hinged = MetaProblem {
+            control: Some(camels_meta::metagrad::ControlQa { hinge: true, ..control.clone() }),
+            ..plain.clone()
+        };
+        // The control NLL at θ₀: a problem with no step (zero lr) reports it.
+        let at_start = MetaProblem { inner_lr: 0.0, ..unhinged.clone() };
+        for mode in [MetaGradMode::first_order(), MetaGradMode::FullUnroll] {
+            let before = meta_gradient(&theta0, &weights, &at_start, mode).unwrap().outer.control.unwrap();
+            let a = meta_gradient(&theta0, &weights, &plain, mode).unwrap();
+            let u = meta_gradient(&theta0, &weights, &unhinged, mode).unwrap();
+            let h = meta_gradient(&theta0, &weights, &hinged, mode).unwrap();
+            let after = h.outer.control.unwrap();
+            let raised = after >= before;
+            let (expected, total) = match raised {
+                true => (&a, a.outer.total - 0.7 * before),
+                false => (&u, u.outer.total),
+            };
+            let err = rel_err(&flat(&h.dj_dw), &flat(&expected.dj_dw));
+            assert!(err < 1e-6, "lr {inner_lr}, {mode:?}: control NLL {before} -> {after}; dJ/dw off by {err:.2e}");
+            assert!((h.outer.total - total).abs() < 1e-5, "lr {inner_lr}, {mode:?}: J {} vs {total}", h.outer.total);
+            branches.push(raised);
+        }
+    }
+    assert!(branches.contains(&true) && branches.contains(&false), "both branches ran: {branches:?}");
 }

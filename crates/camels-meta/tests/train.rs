@@ -485,6 +485,23 @@ fn control_questions_enter_the_outer_loss_and_the_validation_reports_the_fact_ga
     }
     assert!(trains > 0 && vals > 0);
 
+    // Hinged, the validation J subtracts min(control after, before): never less than the
+    // control NLL it started from. Every validation reports how evenly the weight is spread.
+    let hinge = ["outer.c_control=1.0", "outer.control_hinge=true", "outer.c_kl=0.1"].map(String::from);
+    let hinged = metrics(&[paths.clone(), hinge.to_vec()].concat(), "hinged");
+    let mut hinged_vals = 0;
+    for v in plain.iter().chain(&hinged).filter(|v| v["kind"] == "val") {
+        let share = v["effective_share"].as_f64().expect("effective_share logged");
+        assert!(share > 0.0 && share <= 1.0 + 1e-9, "{v}");
+    }
+    for v in hinged.iter().filter(|v| v["kind"] == "val") {
+        hinged_vals += 1;
+        let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {v}"));
+        let expected = f("qa_after") + 0.1 * f("kl") - f("control_after").min(f("control_before"));
+        assert!((f("outer") - expected).abs() < 1e-6, "{v}");
+    }
+    assert!(hinged_vals > 0);
+
     // A negative coefficient is refused with the field's name.
     let err =
         MetaTrainConfig::from_file(&config_file("tiny.toml"), &[paths, vec!["outer.c_control=-1".into()]].concat())
