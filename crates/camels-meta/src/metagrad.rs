@@ -106,8 +106,16 @@ pub struct ControlQa {
     pub coefficient: f64,
     /// Count the control term only while the steps lower the control NLL: without it, weights
     /// that make other documents' answers *less* likely lower J too (measured on SmolLM2:
-    /// BENCHMARKS.md, "outer lr 1e-2"), which rewards damaging the model.
+    /// BENCHMARKS.md, "a 10× outer learning rate"), which rewards damaging the model.
     pub hinge: bool,
+}
+
+impl ControlQa {
+    /// Whether the control NLL `after` the steps enters J with its gradient: always, or with the
+    /// hinge only while it is below its value `before` them (else J holds `before`, a constant).
+    pub fn counts(&self, after: f64, before: f64) -> bool {
+        !self.hinge || after < before
+    }
 }
 
 /// How to compute the meta-gradient.
@@ -210,7 +218,7 @@ fn outer_loss<M: Backend>(
     let control = problem.control.as_ref().map(|c| {
         let nll = answer_nll(model, &c.qa, &c.targets, &device);
         total = match control_before {
-            Some(before) if scalar(nll.clone()) >= before => total.clone().sub_scalar(c.coefficient * before),
+            Some(before) if !c.counts(scalar(nll.clone()), before) => total.clone().sub_scalar(c.coefficient * before),
             _ => total.clone() - nll.clone() * c.coefficient,
         };
         nll

@@ -426,9 +426,9 @@ fn validate_with<B: Backend>(
             theta_k.forward(loc_ids),
             problem.locality.mask(device),
         ));
-        let c_term = match (ck, c0) {
-            (Some(ck), Some(c0)) if config.outer.control_hinge => config.outer.c_control * ck.min(c0),
-            (ck, _) => ck.map_or(0.0, |ck| config.outer.c_control * ck),
+        let c_term = match (&problem.control, ck, c0) {
+            (Some(c), Some(ck), Some(c0)) => c.coefficient * if c.counts(ck, c0) { ck } else { c0 },
+            _ => 0.0,
         };
         outer += (qk + problem.c_kl * d_kl - c_term) / batches as f64;
         if let (Some(c0), Some(ck)) = (c0, ck) {
