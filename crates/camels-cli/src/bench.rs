@@ -12,7 +12,9 @@ use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use camels_meta::adafactor::AdafactorConfig;
-use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient_checkpointed, weighting_gradient};
+use camels_meta::metagrad::{
+    InnerStep, MetaGradMode, MetaProblem, Rows, meta_gradient_checkpointed, weighting_gradient,
+};
 use camels_model::base::BaseConfig;
 use camels_model::base::MatmulPrecision;
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
@@ -573,6 +575,7 @@ impl BackendJob for MetaStep {
             locality: random_rows::<B>(1, self.loc_len, vocab, &device),
             control: None,
             inner_lr: 5e-4,
+            inner_step: InnerStep::Sgd,
             c_kl: 0.1,
             reduction: Reduction::MeanPadded,
         };

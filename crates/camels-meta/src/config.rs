@@ -22,7 +22,7 @@ use camels_model::weighting::{WeightActivation, WeightingModelConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::MetaError;
-use crate::metagrad::MetaGradMode;
+use crate::metagrad::{InnerStep, MetaGradMode};
 
 /// The whole run configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -173,8 +173,13 @@ impl GradMode {
 pub struct InnerSection {
     /// K: documents per meta-step.
     pub update_batch_size: usize,
-    /// α of the inner SGD.
+    /// α of the inner step.
     pub inner_lr: f64,
+    /// The inner update rule: `sgd` (the paper's), `normalized` (α√P ∇L/‖∇L‖, a step of RMS α
+    /// per parameter as Adam's first one, whatever the weights) or `adam` (Adam at α from fresh
+    /// moments over the K documents, as adaptation steps); the last two need
+    /// `grad_mode = "first_order"`.
+    pub step: InnerStep,
     /// Reset the carried base LM to θ₀ after this many documents.
     pub reset_base_every: usize,
     /// Normalisation of the weighted inner loss.
@@ -198,6 +203,7 @@ impl Default for InnerSection {
         Self {
             update_batch_size: 6,
             inner_lr: 5e-4,
+            step: InnerStep::Sgd,
             reset_base_every: 24,
             reduction: Reduction::MeanPadded,
             grad_mode: GradMode::Exact,
@@ -453,6 +459,13 @@ impl MetaTrainConfig {
         }
         if !is_trunk_preset(&self.weighting.preset) {
             return Err(config_error(path, "weighting.preset", format!("unknown preset `{}`", self.weighting.preset)));
+        }
+        if self.inner.step != InnerStep::Sgd && self.inner.grad_mode != GradMode::FirstOrder {
+            return Err(config_error(
+                path,
+                "inner.step",
+                format!("the {:?} step's meta-gradient is first order only (inner.grad_mode)", self.inner.step),
+            ));
         }
         match (self.inner.matmul_precision, self.inner.grad_mode) {
             (MatmulPrecision::F32, _) | (MatmulPrecision::Bf16, GradMode::Exact) => {}

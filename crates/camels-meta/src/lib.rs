@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use burn::prelude::*;
-//! use camels_meta::metagrad::{MetaGradMode, MetaProblem, Rows, meta_gradient};
+//! use camels_meta::metagrad::{InnerStep, MetaGradMode, MetaProblem, Rows, meta_gradient};
 //! use camels_model::{base::BaseConfig, device::Cpu, gpt2::Gpt2Config, loss::Reduction};
 //!
 //! let device = Default::default();
@@ -31,6 +31,7 @@
 //!     locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
 //!     control: None,
 //!     inner_lr: 5e-4,
+//!     inner_step: InnerStep::Sgd,
 //!     c_kl: 0.1,
 //!     reduction: Reduction::MeanPadded,
 //! };

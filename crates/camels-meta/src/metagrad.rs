@@ -12,6 +12,18 @@
 //!                 λ ← λ − α · H_k(θ_{k−1}) λ            (k > 1)
 //! ```
 //!
+//! With the [`InnerStep::Normalized`] step θ_k = θ_{k−1} − α√P ĝ_k (ĝ = ∇L/‖∇L‖, P parameters), the
+//! step's length is α√P whatever the weights, and
+//! dJ/dw_k[t+1] = −α√P/‖∇L_k‖ · m[t+1]/N · (⟨∇ℓ_t, λ⟩ − ⟨ĝ_k, λ⟩⟨∇ℓ_t, ĝ_k⟩): first order only
+//! (and the full unroll), with ⟨∇ℓ_t, ĝ_k⟩ by central differences along ĝ_k as ⟨∇ℓ_t, λ⟩ along λ̂.
+//!
+//! With the [`InnerStep::Adam`] inner loop (Adam from fresh moments over the K documents, as
+//! adaptation steps), first order: with A_j = λ/(c1_j(s_j+ε)), B_j = λ m_j/(c1_j c2_j s_j(s_j+ε)²)
+//! (s_j = √(v_j/c2_j), c_i the bias corrections), PA_k = A_k + β₁PA_{k+1}, PB_k = B_k + β₂PB_{k+1},
+//! μ_k = (1−β₁)PA_k − (1−β₂) ∇L_k ⊙ PB_k = Σ_{j≥k} (∂u_j/∂∇L_k) λ, and dJ/dw_k = the SGD formula with
+//! μ_k in place of λ, ⟨∇ℓ_t, μ_k⟩ by one double backward (not by differences along μ̂_k: Adam's
+//! 1/√v̂ makes μ_k huge where ∇L is rounding noise, and the differences drown in it).
+//!
 //! Modes: [`MetaGradMode::Exact`] (one double backward per step on `Autodiff<Autodiff<B>>`),
 //! [`MetaGradMode::CentralDifference`] (two first-order forward+backward passes at θ ± hλ̂),
 //! [`MetaGradMode::FirstOrder`] (no HVP; two forwards per step), [`MetaGradMode::FullUnroll`]
@@ -23,7 +35,8 @@
 //! `store_every`-th θ_k and recomputes the others in the adjoint sweep from the nearest stored one:
 //! ⌈K / s⌉ stored, one recomputed (s > 1) and the 4 others, for Σ_k (k mod s) extra first-order
 //! inner steps (s = K: 6 copies at any K, for K(K−1)/2 extra steps). With s > K, θ_K too is dropped
-//! once λ is computed and recomputed after the sweep: 5 copies, for K more steps.
+//! once λ is computed and recomputed after the sweep: 5 copies, for K more steps. The normalised
+//! step also keeps ∇L_k beside each stored θ_k (recomputed, one backward, beside the others).
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
@@ -33,8 +46,10 @@ use camels_model::base::BaseLm;
 use camels_model::loss::{Reduction, kl_divergence, masked_mean, token_cross_entropy, weighted_loss};
 use camels_model::reference::values;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{MetaError, Result};
-use crate::params::{SgdStep, combine, dot, lift, lift_constant, scalar, shifted};
+use crate::params::{ScaledStep, SgdStep, combine, dot, lift, lift_constant, scalar, shifted, zip_map};
 
 /// A right-padded batch of token rows on the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +101,10 @@ pub struct MetaProblem {
     /// steps teach every answer (the format, generic sharpening) cancels, and what is left is
     /// the documents' own facts. None: the paper's J.
     pub control: Option<ControlQa>,
-    /// Inner SGD step α.
+    /// Inner step α.
     pub inner_lr: f64,
+    /// The inner update rule.
+    pub inner_step: InnerStep,
     /// Weight of KL(p_θ₀ ‖ p_θ_K).
     pub c_kl: f64,
     /// Normalisation of the inner weighted loss.
@@ -115,6 +132,139 @@ impl ControlQa {
     /// hinge only while it is below its value `before` them (else J holds `before`, a constant).
     pub fn counts(&self, after: f64, before: f64) -> bool {
         !self.hinge || after < before
+    }
+}
+
+/// The inner update rule of the meta-training loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InnerStep {
+    /// θ − α ∇L(θ; w), the paper's. Its length grows as the weights concentrate on a few tokens
+    /// (their gradients stop cancelling), which the meta-gradient rewards though Adam, which
+    /// adaptation uses, normalises it away (measured on SmolLM2: BENCHMARKS.md, "a 10× outer
+    /// learning rate").
+    #[default]
+    Sgd,
+    /// θ − α√P ∇L/‖∇L‖ over the P parameters: a step of root-mean-square α per parameter whatever
+    /// the weights, as Adam's first step α·sign(∇L) is, so that the weights choose its direction
+    /// only. First-order meta-gradient (or the full unroll) only.
+    Normalized,
+    /// Adam with adaptation's defaults ([`ADAM_BETAS`], [`ADAM_EPSILON`]), its moments fresh at
+    /// the first of the K documents: the inner loop takes the steps adaptation takes. First-order
+    /// meta-gradient only (exact in how each step depends on every earlier gradient through the
+    /// moments; only ∂∇L/∂θ is dropped).
+    Adam,
+}
+
+/// Adam's β₁, β₂ in the [`InnerStep::Adam`] inner loop (adaptation's defaults).
+pub const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
+/// Adam's ε in the [`InnerStep::Adam`] inner loop.
+pub const ADAM_EPSILON: f64 = 1e-8;
+
+/// The inner loop's optimizer state over one run of steps: Adam's moments (none before the first).
+#[derive(Default)]
+struct InnerState {
+    moments: Option<(GradientsParams, GradientsParams)>,
+    steps: i32,
+}
+
+impl InnerState {
+    /// One inner step from θ on `doc`: θ' and the inner gradient it took.
+    fn step<B: Backend>(
+        &mut self,
+        theta: BaseLm<B>,
+        doc: &Rows,
+        w: Tensor<B, 2>,
+        problem: &MetaProblem,
+    ) -> (BaseLm<B>, InnerGradient) {
+        let g = inner_gradient(&theta, doc, w, problem);
+        let next = match problem.inner_step {
+            InnerStep::Adam => {
+                let (m, v) = adam_moments(&theta, self.moments.take(), &g.grads);
+                self.steps += 1;
+                let u = adam_direction(&theta, &m, &v, self.steps);
+                self.moments = Some((m, v));
+                theta.map(&mut SgdStep { grads: &u, lr: problem.inner_lr })
+            }
+            _ => {
+                let lr = g.scale(problem, theta.num_params());
+                theta.map(&mut SgdStep { grads: &g.grads, lr })
+            }
+        };
+        (next, g)
+    }
+}
+
+/// Adam's moments (m, v) after one more gradient `g` (`previous` None: the first step).
+fn adam_moments<B: Backend>(
+    theta: &BaseLm<B>,
+    previous: Option<(GradientsParams, GradientsParams)>,
+    g: &GradientsParams,
+) -> (GradientsParams, GradientsParams) {
+    let (b1, b2) = ADAM_BETAS;
+    match previous {
+        None => (
+            combine(theta, 1.0 - b1, g, 0.0, g),
+            zip_map(theta, &[g], |t| t[0].clone().powi_scalar(2).mul_scalar(1.0 - b2)),
+        ),
+        Some((m, v)) => (
+            combine(theta, b1, &m, 1.0 - b1, g),
+            zip_map(theta, &[&v, g], |t| {
+                t[0].clone().mul_scalar(b2) + t[1].clone().powi_scalar(2).mul_scalar(1.0 - b2)
+            }),
+        ),
+    }
+}
+
+/// Adam's step direction u = m̂/(√v̂ + ε) at its `step`-th step (θ' = θ − α u).
+fn adam_direction<B: Backend>(
+    theta: &BaseLm<B>,
+    m: &GradientsParams,
+    v: &GradientsParams,
+    step: i32,
+) -> GradientsParams {
+    let (c1, c2) = (1.0 - ADAM_BETAS.0.powi(step), 1.0 - ADAM_BETAS.1.powi(step));
+    zip_map(theta, &[m, v], |t| {
+        t[0].clone().div_scalar(c1).div(t[1].clone().div_scalar(c2).sqrt().add_scalar(ADAM_EPSILON))
+    })
+}
+
+/// A_j and B_j of the Adam adjoint (module docs) at the `step`-th step, from λ and the moments.
+fn adam_adjoint_terms<B: Backend>(
+    theta: &BaseLm<B>,
+    lambda: &GradientsParams,
+    m: &GradientsParams,
+    v: &GradientsParams,
+    step: i32,
+) -> (GradientsParams, GradientsParams) {
+    let (c1, c2) = (1.0 - ADAM_BETAS.0.powi(step), 1.0 - ADAM_BETAS.1.powi(step));
+    let a = zip_map(theta, &[lambda, v], |t| {
+        t[0].clone().div(t[1].clone().div_scalar(c2).sqrt().add_scalar(ADAM_EPSILON).mul_scalar(c1))
+    });
+    let b = zip_map(theta, &[lambda, m, v], |t| {
+        // m/s first: bounded, and 0 where no gradient ever came (m = s = 0).
+        let s = t[2].clone().div_scalar(c2).sqrt();
+        let ratio = t[1].clone().div(s.clone().clamp_min(1e-30)).div_scalar(c1 * c2);
+        t[0].clone() * ratio.div(s.add_scalar(ADAM_EPSILON).powi_scalar(2))
+    });
+    (a, b)
+}
+
+/// The inner gradient ∇L(θ; w) of one document and its norm.
+struct InnerGradient {
+    grads: GradientsParams,
+    norm: f64,
+}
+
+impl InnerGradient {
+    /// s of the step θ − s ∇L.
+    fn scale(&self, problem: &MetaProblem, n_params: usize) -> f64 {
+        match problem.inner_step {
+            InnerStep::Sgd => problem.inner_lr,
+            InnerStep::Normalized if self.norm > 0.0 => problem.inner_lr * (n_params as f64).sqrt() / self.norm,
+            InnerStep::Normalized => 0.0,
+            InnerStep::Adam => unreachable!("Adam's step is not a multiple of ∇L"),
+        }
     }
 }
 
@@ -279,23 +429,42 @@ pub fn meta_gradient_checkpointed<B: Backend>(
     if weights.len() != problem.docs.len() {
         return Err(MetaError::Shape(format!("{} weight rows for {} documents", weights.len(), problem.docs.len())));
     }
-    if mode == MetaGradMode::FullUnroll {
+    if mode == MetaGradMode::FullUnroll && problem.inner_step != InnerStep::Adam {
         return full_unroll(theta0, weights, problem);
+    }
+    let normalized = problem.inner_step == InnerStep::Normalized;
+    let adam = problem.inner_step == InnerStep::Adam;
+    if (normalized || adam) && !matches!(mode, MetaGradMode::FirstOrder { .. }) {
+        return Err(MetaError::InvalidOption {
+            option: "meta-gradient mode".into(),
+            value: format!("{mode:?}"),
+            expected: format!("first order with the {:?} inner step", problem.inner_step),
+        });
     }
     let alpha = problem.inner_lr;
     let device = weights.first().map(|w| w.device()).unwrap_or_default();
     let store_every = store_every.max(1);
+    let n_params = theta0.num_params();
 
     // Forward: θ₀ … θ_K, one first-order backward per document; θ_k kept where k is a multiple of
-    // `store_every` (θ₀ is the caller's and costs no copy).
+    // `store_every` (θ₀ is the caller's and costs no copy), and for the normalised step ∇L_k too
+    // (Adam: every ∇L_k, from which the adjoint rebuilds the moments).
     let mut stored: Vec<Option<BaseLm<B>>> = vec![None; problem.docs.len()];
+    let mut stored_grads: Vec<Option<InnerGradient>> = (0..problem.docs.len()).map(|_| None).collect();
     let mut theta = theta0.clone();
+    let mut state = InnerState::default();
     for (k, doc) in problem.docs.iter().enumerate() {
-        if k.is_multiple_of(store_every) {
-            stored[k] = Some(theta.clone());
+        let (next, g) = state.step(theta.clone(), doc, weights[k].clone(), problem);
+        let keep = k.is_multiple_of(store_every);
+        if keep || adam {
+            stored_grads[k] = (normalized || adam).then_some(g);
         }
-        theta = inner_step(theta, doc, weights[k].clone(), problem);
+        if keep {
+            stored[k] = Some(theta);
+        }
+        theta = next;
     }
+    drop(state);
     let theta_k = theta;
 
     // λ = ∇J(θ_K); θ_K is then kept for the caller unless `store_every` > K, in which case it is
@@ -312,23 +481,52 @@ pub fn meta_gradient_checkpointed<B: Backend>(
 
     // Adjoint, k = K..1.
     let mut dj_dw = vec![Vec::new(); problem.docs.len()];
+    let mut adam_sums: Option<(GradientsParams, GradientsParams)> = None; // PA_{k+1}, PB_{k+1}
     for k in (0..problem.docs.len()).rev() {
         let doc = &problem.docs[k];
         let theta = &match stored[k].take() {
             Some(theta) => theta,
             None => {
-                // Recompute θ_k from the nearest stored θ_j, j < k (dropped once k = j).
-                let j = k - k % store_every;
+                // Recompute θ_k from the nearest stored θ_j, j < k (dropped once k = j); Adam's
+                // moments start at θ₀, so it replays from there.
+                let j = if adam { 0 } else { k - k % store_every };
                 unroll(stored[j].clone().expect("θ_j stored on the forward pass"), j..k, weights, problem)
             }
         };
+        if adam {
+            // μ_k from the moments m_k, v_k (rebuilt from ∇L_1 … ∇L_k) and the running sums.
+            let mut moments = None;
+            for g in stored_grads[..=k].iter().flatten() {
+                moments = Some(adam_moments(theta, moments, &g.grads));
+            }
+            let (m, v) = moments.expect("k + 1 gradients");
+            let (a, b) = adam_adjoint_terms(theta, &lambda, &m, &v, k as i32 + 1);
+            let (b1, b2) = ADAM_BETAS;
+            let (pa, pb) = match adam_sums.take() {
+                None => (a, b),
+                Some((pa, pb)) => (combine(theta, 1.0, &a, b1, &pa), combine(theta, 1.0, &b, b2, &pb)),
+            };
+            let g_k = &stored_grads[k].as_ref().expect("Adam keeps every ∇L_k").grads;
+            let mu = zip_map(theta, &[&pa, &pb, g_k], |t| {
+                t[0].clone().mul_scalar(1.0 - b1) - (t[2].clone() * t[1].clone()).mul_scalar(1.0 - b2)
+            });
+            adam_sums = Some((pa, pb));
+            // ⟨∇ℓ_t, μ_k⟩ by one double backward: μ is huge where ∇L is rounding noise (Adam's
+            // 1/√v̂; the key bias, rare embedding rows), so differences along μ̂ would drown.
+            let (dsdw, _) = exact_step(theta, weights[k].clone(), doc, &mu, problem.reduction);
+            dj_dw[k] = dsdw.iter().map(|x| (-alpha * f64::from(*x)) as f32).collect();
+            continue;
+        }
+        let inner = normalized
+            .then(|| stored_grads[k].take().unwrap_or_else(|| inner_gradient(theta, doc, weights[k].clone(), problem)));
         let (dsdw, h_lambda) = match mode {
             MetaGradMode::Exact => exact_step(theta, weights[k].clone(), doc, &lambda, problem.reduction),
             MetaGradMode::CentralDifference { h_rel } => {
-                difference_step(theta, weights[k].clone(), doc, &lambda, problem.reduction, h_rel, true)
+                difference_step(theta, weights[k].clone(), doc, &lambda, problem.reduction, h_rel, true, None)
             }
             MetaGradMode::FirstOrder { h_rel } => {
-                difference_step(theta, weights[k].clone(), doc, &lambda, problem.reduction, h_rel, false)
+                let normal = inner.as_ref().map(|g| (g, n_params));
+                difference_step(theta, weights[k].clone(), doc, &lambda, problem.reduction, h_rel, false, normal)
             }
             MetaGradMode::FullUnroll => unreachable!("handled above"),
         };
@@ -342,7 +540,7 @@ pub fn meta_gradient_checkpointed<B: Backend>(
     Ok(MetaGradient { dj_dw, outer, theta_k })
 }
 
-/// θ_to from θ_from by the weighted SGD steps of `problem.docs[steps]` (first-order gradients
+/// θ_to from θ_from by the weighted inner steps of `problem.docs[steps]` (first-order gradients
 /// only; no meta-gradient).
 pub fn unroll<B: Backend>(
     theta: BaseLm<B>,
@@ -350,15 +548,20 @@ pub fn unroll<B: Backend>(
     weights: &[Tensor<B, 2>],
     problem: &MetaProblem,
 ) -> BaseLm<B> {
-    steps.fold(theta, |theta, i| inner_step(theta, &problem.docs[i], weights[i].clone(), problem))
+    let mut state = InnerState::default(); // Adam's moments start fresh at `steps.start`
+    steps.fold(theta, |theta, i| state.step(theta, &problem.docs[i], weights[i].clone(), problem).0)
 }
 
-/// θ − α ∇L(θ; w): one weighted SGD step on `doc`, by one first-order backward.
-fn inner_step<B: Backend>(theta: BaseLm<B>, doc: &Rows, w: Tensor<B, 2>, problem: &MetaProblem) -> BaseLm<B> {
+/// ∇L(θ; w) on `doc` and its norm (computed only for the normalised step), by one backward.
+fn inner_gradient<B: Backend>(theta: &BaseLm<B>, doc: &Rows, w: Tensor<B, 2>, problem: &MetaProblem) -> InnerGradient {
     let model: BaseLm<X<B>> = lift(theta.clone());
     let (loss, _) = inner_loss(&model, doc, Tensor::from_inner(w), problem.reduction);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    theta.map(&mut SgdStep { grads: &grads, lr: problem.inner_lr })
+    let norm = match problem.inner_step {
+        InnerStep::Sgd | InnerStep::Adam => 0.0,
+        InnerStep::Normalized => dot::<B, B>(theta, &grads, &grads).map(scalar).unwrap_or(0.0).sqrt(),
+    };
+    InnerGradient { grads, norm }
 }
 
 /// ∂⟨∇L(θ; w), λ⟩/∂w and H(θ)λ by one double backward.
@@ -382,7 +585,10 @@ fn exact_step<B: Backend>(
     (dsdw, Some(h_lambda))
 }
 
-/// The same quantities by central differences along λ̂ (`with_hvp`: also the Hessian term).
+/// The same quantities by central differences along λ̂ (`with_hvp`: also the Hessian term). With
+/// `normal` (∇L at θ and P: the normalised step, first order), ∂⟨Δθ, λ⟩/∂w divided by −α:
+/// √P/‖∇L‖ · m/N · (⟨∇ℓ_t, λ⟩ − ⟨ĝ, λ⟩⟨∇ℓ_t, ĝ⟩), the second product by differences along ĝ.
+#[allow(clippy::too_many_arguments)]
 fn difference_step<B: Backend>(
     theta: &BaseLm<B>,
     w: Tensor<B, 2>,
@@ -391,6 +597,7 @@ fn difference_step<B: Backend>(
     reduction: Reduction,
     h_rel: f64,
     with_hvp: bool,
+    normal: Option<(&InnerGradient, usize)>,
 ) -> (Vec<f32>, Option<GradientsParams>) {
     let device = w.device();
     let norm = dot::<B, B>(theta, lambda, lambda).map(scalar).unwrap_or(0.0).sqrt();
@@ -417,8 +624,28 @@ fn difference_step<B: Backend>(
     // ∂⟨∇L, λ⟩/∂w[t+1] = m[t+1] · ⟨∇ℓ_t, λ⟩ / N, with ⟨∇ℓ_t, λ⟩ ≈ ‖λ‖ (ℓ_t(θ+) − ℓ_t(θ−)) / 2h.
     let n = normaliser(doc, reduction);
     let mut dsdw = vec![0.0f32; doc.len];
+    let projection = normal.filter(|(g, _)| g.norm > 0.0).map(|(g, n_params)| {
+        // ⟨∇ℓ_t, ĝ⟩ by the same differences along ĝ, ⟨ĝ, λ⟩, and √P/‖∇L‖.
+        let unit_g = combine(theta, 1.0 / g.norm, &g.grads, 0.0, &g.grads);
+        let along: Vec<Vec<f32>> = [1.0, -1.0]
+            .iter()
+            .map(|sign| {
+                let ids = doc.ids::<B>(&device);
+                values(token_cross_entropy(shifted(theta.clone(), &unit_g, sign * h).forward(ids.clone()), ids))
+            })
+            .collect();
+        let cosine = dot::<B, B>(theta, &unit_g, lambda).map(scalar).unwrap_or(0.0);
+        (along, cosine, (n_params as f64).sqrt() / g.norm)
+    });
+    if normal.is_some() && projection.is_none() {
+        return (dsdw, None); // ∇L = 0: no step, nothing to weigh
+    }
     for t in 0..doc.len - 1 {
-        let u = norm * f64::from(token_losses[0][t] - token_losses[1][t]) / (2.0 * h);
+        let mut u = norm * f64::from(token_losses[0][t] - token_losses[1][t]) / (2.0 * h);
+        if let Some((along, cosine, factor)) = &projection {
+            let v = f64::from(along[0][t] - along[1][t]) / (2.0 * h);
+            u = factor * (u - cosine * v);
+        }
         dsdw[t + 1] = (f64::from(doc.mask[t + 1]) * u / n) as f32;
     }
     let h_lambda = with_hvp.then(|| combine(theta, norm / (2.0 * h), &grads[0], -norm / (2.0 * h), &grads[1]));
@@ -443,11 +670,21 @@ fn full_unroll<B: Backend>(
     let device = weights.first().map(|w| w.device()).unwrap_or_default();
     let w_x: Vec<Tensor<X<B>, 2>> = weights.iter().map(|w| Tensor::from_inner(w.clone()).require_grad()).collect();
     let mut theta_x: BaseLm<X<B>> = BaseLm::from_inner(theta0.clone());
+    let n_params = theta0.num_params();
     for (doc, w) in problem.docs.iter().zip(&w_x) {
         let model_o: BaseLm<O<B>> = lift(theta_x.clone());
         let (loss, _) = inner_loss(&model_o, doc, Tensor::from_inner(w.clone()), problem.reduction);
         let g = GradientsParams::from_grads(loss.backward(), &model_o);
-        theta_x = theta_x.map(&mut SgdStep { grads: &g, lr: problem.inner_lr });
+        theta_x = match problem.inner_step {
+            InnerStep::Sgd => theta_x.map(&mut SgdStep { grads: &g, lr: problem.inner_lr }),
+            InnerStep::Adam => unreachable!("the full unroll of Adam is refused above"),
+            InnerStep::Normalized => {
+                // s = α√P/‖∇L‖, itself differentiated.
+                let norm = dot::<X<B>, X<B>>(&theta_x, &g, &g).expect("the base LM has parameters").sqrt();
+                let scale = norm.recip().mul_scalar(problem.inner_lr * (n_params as f64).sqrt());
+                theta_x.map(&mut ScaledStep { grads: &g, scale })
+            }
+        };
     }
     let pre_logits = theta0.forward(problem.locality.ids::<B>(&device));
     let parts = outer_loss(&theta_x, Tensor::from_inner(pre_logits), problem, control_floor(theta0, problem, &device));

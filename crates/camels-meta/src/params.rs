@@ -40,6 +40,26 @@ impl<B: Backend> ModuleMapper<B> for SgdStep<'_> {
     }
 }
 
+/// θ ← θ − s · g with a scalar tensor s `[1]` on the module's backend (a step whose size is itself
+/// differentiated, as the normalised inner step's in the full unroll).
+pub struct ScaledStep<'a, B: Backend> {
+    /// The gradients.
+    pub grads: &'a GradientsParams,
+    /// s, `[1]`.
+    pub scale: Tensor<B, 1>,
+}
+
+impl<B: Backend> ModuleMapper<B> for ScaledStep<'_, B> {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, t, mapper) = p.consume();
+        let t = match self.grads.get::<B, D>(id) {
+            Some(g) => t - g * self.scale.clone().unsqueeze::<D>(),
+            None => t,
+        };
+        Param::from_mapped_value(id, t, mapper)
+    }
+}
+
 /// θ ← θ + scale · v, with `v` a gradient set on the module's own backend.
 pub fn shifted<B: Backend, M: Module<B>>(module: M, v: &GradientsParams, scale: f64) -> M {
     module.map(&mut SgdStep { grads: v, lr: -scale })
@@ -74,6 +94,34 @@ pub fn combine<B: Backend, M: Module<B>>(
     let mut combine = Combine { a, x, b, y, out: GradientsParams::new() };
     module.visit(&mut combine);
     combine.out
+}
+
+/// `f` applied parameter by parameter to the flattened tensors `[n]` of `inputs` (backend `B`, the
+/// module's), for every parameter of `module` that all inputs hold; the results keep each
+/// parameter's shape.
+pub fn zip_map<B: Backend, M: Module<B>>(
+    module: &M,
+    inputs: &[&GradientsParams],
+    f: impl Fn(Vec<Tensor<B, 1>>) -> Tensor<B, 1>,
+) -> GradientsParams {
+    struct ZipMap<'a, F> {
+        inputs: &'a [&'a GradientsParams],
+        f: F,
+        out: GradientsParams,
+    }
+    impl<B: Backend, F: Fn(Vec<Tensor<B, 1>>) -> Tensor<B, 1>> ModuleVisitor<B> for ZipMap<'_, F> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+            let tensors: Option<Vec<Tensor<B, D>>> = self.inputs.iter().map(|g| g.get::<B, D>(p.id)).collect();
+            let Some(tensors) = tensors else { return };
+            let Some(dims) = tensors.first().map(|t| t.dims()) else { return };
+            let n = dims.iter().product::<usize>();
+            let flat = tensors.into_iter().map(|t| t.reshape([n])).collect();
+            self.out.register::<B, D>(p.id, (self.f)(flat).reshape(dims));
+        }
+    }
+    let mut zip = ZipMap { inputs, f, out: GradientsParams::new() };
+    module.visit(&mut zip);
+    zip.out
 }
 
 /// ⟨x, y⟩ over the parameters of `module`; `x` and `y` hold tensors of backend `G`.

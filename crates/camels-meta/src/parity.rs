@@ -295,6 +295,7 @@ fn meta_case<B: Backend>(
         locality: batch("loc_ids", "loc_mask")?,
         control: None,
         inner_lr: number("alpha")?,
+        inner_step: crate::metagrad::InnerStep::Sgd,
         c_kl: number("c_kl")?,
         reduction: Reduction::MeanPadded,
     };

@@ -271,6 +271,7 @@ fn build_problem(
         )?,
         control,
         inner_lr: config.inner.inner_lr,
+        inner_step: config.inner.step,
         c_kl: config.outer.c_kl,
         reduction: config.inner.reduction,
     })
@@ -724,9 +725,18 @@ pub fn meta_train<B: Backend>(
     let stop = if config.run.stop_after > 0 { config.run.stop_after.min(total) } else { total };
     let mut accumulator = GradientsAccumulator::<WeightingModel<A<B>>>::new();
     let mut validations = Vec::new();
-    let uniform = validate_with::<B>(encoder, config, &data, &theta0, None, device)
-        .map_err(|e| e.at(&format!("the uniform-weight validation before meta-step {}", state.step + 1)))?
-        .outer;
+    let uniform_run = validate_with::<B>(encoder, config, &data, &theta0, None, device)
+        .map_err(|e| e.at(&format!("the uniform-weight validation before meta-step {}", state.step + 1)))?;
+    let uniform = uniform_run.outer;
+    if state.step == 0 {
+        // Once per run (a resumed run keeps its line): what uniform weights reach, for comparison.
+        log(serde_json::json!({
+            "kind": "val_uniform", "step": 0, "outer": uniform, "qa_before": uniform_run.qa_before,
+            "qa_after": uniform_run.qa_after, "qa_gain": uniform_run.qa_before - uniform_run.qa_after,
+            "control_before": uniform_run.control.map(|c| c.0), "control_after": uniform_run.control.map(|c| c.1),
+            "kl": uniform_run.kl, "effective_share": 1.0,
+        }))?;
+    }
     let started = Instant::now();
 
     while state.step < stop {

@@ -8,7 +8,7 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use camels_meta::metagrad::{
-    MetaGradMode, MetaProblem, Rows, meta_gradient, meta_gradient_checkpointed, weighting_gradient,
+    InnerStep, MetaGradMode, MetaProblem, Rows, meta_gradient, meta_gradient_checkpointed, weighting_gradient,
 };
 use camels_model::base::BaseLm;
 use camels_model::gpt2::Gpt2Config;
@@ -62,6 +62,7 @@ fn case_in(dir: &str, k: usize) -> Case {
         locality: batch(&reference, "loc_ids", "loc_mask"),
         control: None,
         inner_lr: json["alpha"].as_f64().unwrap(),
+        inner_step: InnerStep::Sgd,
         c_kl: json["c_kl"].as_f64().unwrap(),
         reduction: Reduction::MeanPadded,
     };
@@ -248,6 +249,7 @@ fn no_graph_is_needed_for_a_random_tiny_model_either() {
         locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
         control: None,
         inner_lr: 0.5,
+        inner_step: InnerStep::Sgd,
         c_kl: 0.1,
         reduction: Reduction::MeanReal,
     };
@@ -310,6 +312,7 @@ fn control_questions_subtract_their_own_meta_gradient() {
         locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
         control: None,
         inner_lr: 0.5,
+        inner_step: InnerStep::Sgd,
         c_kl: 0.1,
         reduction: Reduction::MeanReal,
     };
@@ -369,6 +372,7 @@ fn a_hinged_control_term_counts_only_while_the_steps_lower_the_control_nll() {
             locality: Rows::new(vec![3, 4, 5, 6], vec![1.0; 4], 1, 4).unwrap(),
             control: None,
             inner_lr,
+            inner_step: InnerStep::Sgd,
             c_kl: 0.1,
             reduction: Reduction::MeanReal,
         };
@@ -397,4 +401,139 @@ fn a_hinged_control_term_counts_only_while_the_steps_lower_the_control_nll() {
         }
     }
     assert!(branches.contains(&true) && branches.contains(&false), "both branches ran: {branches:?}");
+}
+
+#[test]
+fn the_normalised_inner_step_has_one_length_and_a_first_order_meta_gradient_exact_for_one_document() {
+    let theta0 = base();
+    let flat = |g: &[Vec<f32>]| g.iter().flatten().copied().collect::<Vec<f32>>();
+    let params = |m: &BaseLm<Cpu>| camels_model::hf::module_tensors(m).into_values().flat_map(|(_, v)| v).collect();
+    let alpha = 1e-3;
+    let mut c = case(1);
+    c.problem.inner_step = InnerStep::Normalized;
+    c.problem.inner_lr = alpha;
+
+    // The step's root-mean-square per parameter is α, for spread weights and for weights piled on
+    // one token alike (an SGD step grows with the pile).
+    let t = c.weights[0].dims()[1];
+    let mut piled = vec![0.05f32; t];
+    piled[5] = 20.0;
+    let piled = vec![Tensor::<Cpu, 2>::from_data(TensorData::new(piled, [1, t]), &Default::default())];
+    let before: Vec<f32> = params(&theta0);
+    for weights in [&c.weights, &piled] {
+        let g = meta_gradient(&theta0, weights, &c.problem, MetaGradMode::first_order()).unwrap();
+        let after: Vec<f32> = params(&g.theta_k);
+        let rms = (before.iter().zip(&after).map(|(a, b)| f64::from(a - b).powi(2)).sum::<f64>() / before.len() as f64)
+            .sqrt();
+        assert!((rms - alpha).abs() < 1e-3 * alpha, "step RMS {rms:.6e} vs α {alpha:e}");
+    }
+
+    // One document: no Hessian term, so first order is the exact meta-gradient (the full unroll
+    // differentiates through the step's size as well), up to the differences' error.
+    let first = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::first_order()).unwrap();
+    let unroll = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::FullUnroll).unwrap();
+    let err = rel_err(&flat(&first.dj_dw), &flat(&unroll.dj_dw));
+    eprintln!("K = 1, normalised step: first order vs full unroll {err:.2e}");
+    assert!(err < 1e-2, "{err:.2e}");
+    assert!((first.outer.total - unroll.outer.total).abs() < 1e-5, "{} vs {}", first.outer.total, unroll.outer.total);
+
+    // Scaling one document's weights leaves its step alone, so dJ/dw_k ⟂ w_k, for every k.
+    let mut c3 = case(3);
+    c3.problem.inner_step = InnerStep::Normalized;
+    c3.problem.inner_lr = alpha;
+    let g = meta_gradient(&theta0, &c3.weights, &c3.problem, MetaGradMode::first_order()).unwrap();
+    for (k, (d, w)) in g.dj_dw.iter().zip(&c3.weights).enumerate() {
+        let w = values(w.clone());
+        let norm = |x: &[f32]| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+        let along = d.iter().zip(&w).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+        let scale = norm(d) * norm(&w);
+        eprintln!("normalised, document {k}: ⟨dJ/dw, w⟩ {along:.3e} of {scale:.3e}");
+        assert!(scale > 0.0 && along.abs() < 1e-2 * scale, "document {k}: ⟨dJ/dw, w⟩ {along:.3e} of {scale:.3e}");
+    }
+    // ... which the SGD step does not have.
+    let sgd = meta_gradient(&theta0, &case(3).weights, &case(3).problem, MetaGradMode::first_order()).unwrap();
+    let w0 = values(c3.weights[0].clone());
+    let along = sgd.dj_dw[0].iter().zip(&w0).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+    let scale = [&sgd.dj_dw[0][..], &w0[..]]
+        .iter()
+        .map(|x| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt())
+        .product::<f64>();
+    eprintln!("SGD: ⟨dJ/dw_0, w_0⟩ {along:.3e} of {scale:.3e}");
+    assert!(along.abs() > 0.1 * scale, "SGD: ⟨dJ/dw_0, w_0⟩ {along:.3e} of {scale:.3e}");
+
+    // The exact and central-difference modes refuse the normalised step rather than answer wrong.
+    for mode in [MetaGradMode::Exact, MetaGradMode::central_difference()] {
+        assert!(meta_gradient(&theta0, &c3.weights, &c3.problem, mode).is_err(), "{mode:?}");
+    }
+}
+
+#[test]
+fn the_adam_inner_loop_steps_as_burns_adam_and_its_first_order_meta_gradient_matches_brute_force() {
+    use burn::module::AutodiffModule;
+    use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+    use camels_meta::metagrad::unroll;
+    use camels_model::loss::{token_cross_entropy, weighted_loss};
+    type A = burn::backend::Autodiff<Cpu>;
+    let theta0 = base();
+    let mut c = case(3);
+    c.problem.inner_step = InnerStep::Adam;
+    c.problem.inner_lr = 1e-3;
+
+    // The inner loop is burn's Adam (adaptation's optimizer, its defaults) on the weighted loss.
+    let ours = unroll(theta0.clone(), 0..3, &c.weights, &c.problem);
+    let device = Default::default();
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init::<A, BaseLm<A>>();
+    let mut model: BaseLm<A> = camels_meta::params::lift(theta0.clone());
+    for (doc, w) in c.problem.docs.iter().zip(&c.weights) {
+        let ids = doc.ids::<A>(&device);
+        let token_loss = token_cross_entropy(model.forward(ids.clone()), ids);
+        let loss = weighted_loss(token_loss, Tensor::from_inner(w.clone()), doc.mask(&device), c.problem.reduction);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(c.problem.inner_lr, model, grads);
+    }
+    // The key bias's gradient is rounding noise (attention is invariant to it), which Adam's
+    // m̂/√v̂ blows up to whole steps either way: it is left out of the comparison.
+    let (ma, mb) = (camels_model::hf::module_tensors(&ours), camels_model::hf::module_tensors(&model.valid()));
+    let m0 = camels_model::hf::module_tensors(&theta0);
+    let (mut moved, mut gap) = (0.0f32, 0.0f32);
+    for (name, (_, a)) in ma.iter().filter(|(name, _)| !name.ends_with("attn.c_attn.bias")) {
+        moved = a.iter().zip(&m0[name].1).map(|(x, y)| (x - y).abs()).fold(moved, f32::max);
+        gap = a.iter().zip(&mb[name].1).map(|(x, y)| (x - y).abs()).fold(gap, f32::max);
+    }
+    eprintln!("Adam inner loop: parameters moved up to {moved:.3e}, off burn's Adam by {gap:.3e}");
+    assert!(moved > 2e-3 && gap < 1e-6, "moved {moved:e}, gap {gap:e}");
+
+    // dJ/dw of the last document against perturbing single weights (only the moments carry it
+    // to θ_K; no later step's gradient depends on it). Earlier documents' are not compared: an
+    // Adam step from young moments is close to α·sign(∇L), whose derivative lives at the scale of
+    // ε, so a finite perturbation flips signs that the derivative does not see (measured here:
+    // w[0][7] at α = 1e-3, brute force 2.1e-2 against 5.6e-2 with the opposite sign).
+    for alpha in [1e-2, 1e-3] {
+        c.problem.inner_lr = alpha;
+        let g = meta_gradient(&theta0, &c.weights, &c.problem, MetaGradMode::first_order()).unwrap();
+        assert!(g.dj_dw.iter().flatten().all(|x| x.is_finite()), "α {alpha:e}: non-finite dJ/dw");
+        for t in [3, 5] {
+            let delta = 0.02f32;
+            let perturbed = |sign: f32| -> Vec<Tensor<Cpu, 2>> {
+                let mut out = c.weights.clone();
+                let mut v = values(out[2].clone());
+                v[t] += sign * delta;
+                let len = v.len();
+                out[2] = Tensor::from_data(TensorData::new(v, [1, len]), &device);
+                out
+            };
+            let j = |w: &[Tensor<Cpu, 2>]| {
+                meta_gradient(&theta0, w, &c.problem, MetaGradMode::first_order()).unwrap().outer.total
+            };
+            let fd = (j(&perturbed(1.0)) - j(&perturbed(-1.0))) / (2.0 * f64::from(delta));
+            let ours = f64::from(g.dj_dw[2][t]);
+            eprintln!("α {alpha:e}, w[2][{t}]: brute force {fd:.5e}, first order {ours:.5e}");
+            assert!((fd - ours).abs() < 5e-2 * fd.abs(), "α {alpha:e}, w[2][{t}]: {fd:e} vs {ours:e}");
+        }
+    }
+
+    // Other modes refuse the Adam inner loop rather than answer wrong.
+    for mode in [MetaGradMode::Exact, MetaGradMode::central_difference(), MetaGradMode::FullUnroll] {
+        assert!(meta_gradient(&theta0, &c.weights, &c.problem, mode).is_err(), "{mode:?}");
+    }
 }
