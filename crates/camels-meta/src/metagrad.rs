@@ -511,6 +511,7 @@ pub fn meta_gradient_checkpointed<B: Backend>(
                 t[0].clone().mul_scalar(1.0 - b1) - (t[2].clone() * t[1].clone()).mul_scalar(1.0 - b2)
             });
             adam_sums = Some((pa, pb));
+            stored_grads[k] = None; // the moments of earlier steps do not need ∇L_k
             // ⟨∇ℓ_t, μ_k⟩ by one double backward: μ is huge where ∇L is rounding noise (Adam's
             // 1/√v̂; the key bias, rare embedding rows), so differences along μ̂ would drown.
             let (dsdw, _) = exact_step(theta, weights[k].clone(), doc, &mu, problem.reduction);
