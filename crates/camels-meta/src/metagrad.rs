@@ -456,8 +456,8 @@ pub fn meta_gradient_checkpointed<B: Backend>(
     for (k, doc) in problem.docs.iter().enumerate() {
         let (next, g) = state.step(theta.clone(), doc, weights[k].clone(), problem);
         let keep = k.is_multiple_of(store_every);
-        if keep || adam {
-            stored_grads[k] = (normalized || adam).then_some(g);
+        if adam || (keep && normalized) {
+            stored_grads[k] = Some(g);
         }
         if keep {
             stored[k] = Some(theta);
