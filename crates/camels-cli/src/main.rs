@@ -78,6 +78,8 @@ enum Command {
     Compare(compare_cmd::CompareArgs),
     /// Meta-train a CaMeLS weighting model (resumes when --out holds a checkpoint).
     MetaTrain(train_cmd::MetaTrainArgs),
+    /// Fit a weighting model's head to the answer spans (logistic regression on its frozen trunk): a diagnosis of the trunk, not CaMeLS.
+    Probe(train_cmd::ProbeArgs),
     /// Train a small QA-tuned base LM (and its tokenizer) on a synthetic world.
     PretrainBase(train_cmd::PretrainArgs),
     /// Train the demo's tokenizer and its two base LMs (sizes from the demo settings) on a world.
@@ -174,6 +176,7 @@ fn run(command: Command) -> Result<()> {
         Command::Eval(args) => adapt_cmd::run_eval(args),
         Command::Compare(args) => compare_cmd::run_compare(args),
         Command::MetaTrain(args) => train_cmd::meta_train_cmd(args),
+        Command::Probe(args) => train_cmd::probe_cmd(args),
         Command::PretrainBase(args) => train_cmd::pretrain_cmd(args),
         Command::Pretrain(args) => demo_cmd::pretrain_cmd(args),
         Command::QaTune(args) => demo_cmd::qa_tune_cmd(args),

@@ -1,5 +1,6 @@
-//! `camels-cli meta-train` (the CaMeLS loop, with a progress bar) and `camels-cli pretrain-base` (a
-//! small QA-tuned base LM for the synthetic world).
+//! `camels-cli meta-train` (the CaMeLS loop, with a progress bar), `camels-cli probe` (the weighting
+//! model's head fitted to answer spans: the trunk's supervised ceiling) and `camels-cli pretrain-base`
+//! (a small QA-tuned base LM for the synthetic world).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use camels_meta::config::MetaTrainConfig;
 use camels_meta::demo::{BaseSpec, DemoConfig, train_base, world_tokenizer};
+use camels_meta::probe::{ProbeConfig, ProbeSummary, fit_answer_probe};
 use camels_meta::train::{Event, meta_train};
 use camels_model::device::{BackendJob, DeviceSpec, run_on};
 use clap::Args;
@@ -88,6 +90,67 @@ pub fn meta_train_cmd(args: MetaTrainArgs) -> Result<()> {
     for line in summary.inputs.iter().filter_map(|i| i.skipped_line()) {
         println!("{line} (all in {})", out.join("inputs.json").display());
     }
+    Ok(())
+}
+
+/// Arguments of `probe`.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// Meta-training configuration (TOML): its data, base and weighting model (frozen trunk).
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a key: `--set data.train=…` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Passes over the training tokens.
+    #[arg(long, default_value_t = ProbeConfig::default().epochs)]
+    epochs: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = ProbeConfig::default().lr)]
+    lr: f64,
+    /// Tokens per minibatch.
+    #[arg(long, default_value_t = ProbeConfig::default().batch_tokens)]
+    batch_tokens: usize,
+    /// Device: cpu, wgpu[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Run directory (rewritten: a probe starts afresh).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+struct ProbeJob {
+    config: MetaTrainConfig,
+    probe: ProbeConfig,
+    out: PathBuf,
+}
+
+impl BackendJob for ProbeJob {
+    type Output = Result<ProbeSummary>;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        println!("epoch  train BCE  val BCE  val AUC  answer/other  effective share");
+        let summary = fit_answer_probe::<B>(&self.config, &self.probe, &self.out, &device, &mut |e| {
+            println!(
+                "{:>5}  {:>9.4}  {:>7.4}  {:>7.4}  {:>12.3}  {:>15.3}",
+                e.epoch, e.train_loss, e.val_loss, e.val_auc, e.answer_ratio, e.effective_share
+            );
+        })?;
+        Ok(summary)
+    }
+}
+
+/// Runs `probe`.
+pub fn probe_cmd(args: ProbeArgs) -> Result<()> {
+    let config = MetaTrainConfig::from_file(&args.config, &args.set)?;
+    let probe = ProbeConfig { epochs: args.epochs, lr: args.lr, batch_tokens: args.batch_tokens };
+    let summary = run_on(args.device, ProbeJob { config, probe, out: args.out.clone() })?
+        .with_context(|| format!("probe into {}", args.out.display()))?;
+    println!(
+        "kept epoch {} (lowest validation BCE; {:.1}% of training tokens are answers): {}",
+        summary.best,
+        100.0 * summary.answer_share,
+        summary.checkpoint.display()
+    );
     Ok(())
 }
 

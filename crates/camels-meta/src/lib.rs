@@ -12,6 +12,7 @@
 //! - [`eval`]: QA evaluation (generation, EM/F1, answer NLL, unrelated-text perplexity);
 //! - [`config`], [`train`], [`checkpoint`], [`viz`]: the meta-training loop, its TOML configuration,
 //!   exact-resume checkpoints and the token-weight pages;
+//! - [`probe`]: the supervised ceiling of a weighting model's trunk (its head fitted to answer spans);
 //! - [`pretrain`]: a small base LM from scratch (LM then QA fine-tuning), for machines without checkpoints,
 //!   and QA fine-tuning with validation and early stopping ([`pretrain::qa_tune`]);
 //! - [`demo`]: the end-to-end demo (synthetic world → two base LMs → CaMeLS → adaptation → report).
@@ -54,6 +55,7 @@ pub mod metagrad;
 pub mod params;
 pub mod parity;
 pub mod pretrain;
+pub mod probe;
 pub mod strategy;
 pub mod train;
 pub mod viz;

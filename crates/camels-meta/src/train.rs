@@ -83,7 +83,7 @@ pub struct TrainData {
     pub inputs: Vec<InputReport>,
 }
 
-fn prepare(
+pub(crate) fn prepare(
     encoder: &dyn TextEncoder,
     path: &Path,
     config: &MetaTrainConfig,
@@ -590,15 +590,15 @@ fn check_context(config: &MetaTrainConfig, path: &Path, base_context: usize, wei
 /// What a run reads before its loop: θ₀ (at the configured precision), the base's tokenizer, the
 /// weighting model's config and the tokenised data; the contexts are checked (`config_path`
 /// names the config in errors).
-struct RunInputs<B: Backend> {
-    theta0: BaseLm<B>,
-    tokenizer: TextTokenizer,
-    w_config: WeightingModelConfig,
-    data: TrainData,
+pub(crate) struct RunInputs<B: Backend> {
+    pub(crate) theta0: BaseLm<B>,
+    pub(crate) tokenizer: TextTokenizer,
+    pub(crate) w_config: WeightingModelConfig,
+    pub(crate) data: TrainData,
 }
 
 impl<B: Backend> RunInputs<B> {
-    fn load(config: &MetaTrainConfig, config_path: &Path, device: &B::Device) -> Result<Self> {
+    pub(crate) fn load(config: &MetaTrainConfig, config_path: &Path, device: &B::Device) -> Result<Self> {
         let base_dir = expand_path(&config.base.path)?;
         let (theta0, base_config) = load_base::<B>(&base_dir, device)?;
         let theta0 = theta0.with_precision(config.inner.matmul_precision);
@@ -611,7 +611,7 @@ impl<B: Backend> RunInputs<B> {
 }
 
 /// φ at its initialisation (seeded by `run.seed`), the trunk read from `weighting.init_from` if set.
-fn initial_weighting<A: burn::tensor::backend::AutodiffBackend>(
+pub(crate) fn initial_weighting<A: burn::tensor::backend::AutodiffBackend>(
     config: &MetaTrainConfig,
     w_config: &WeightingModelConfig,
     device: &A::Device,

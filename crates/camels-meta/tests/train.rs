@@ -509,3 +509,56 @@ fn control_questions_enter_the_outer_loss_and_the_validation_reports_the_fact_ga
             .to_string();
     assert!(err.contains("outer.c_control"), "{err}");
 }
+
+#[test]
+fn the_answer_probe_fits_the_spans_keeps_its_best_epoch_and_saves_a_head_adapt_loads() {
+    use camels_meta::probe::{ProbeConfig, fit_answer_probe};
+    use camels_meta::strategy::{Weigher, WeightStrategy};
+    let dir = scratch("train-probe");
+    let _serial = serial();
+    let mut paths = world(&dir);
+    let base = dir.join("base");
+    paths.extend([
+        "weighting.preset=\"base\"".to_string(),
+        "weighting.n_layer=1".into(),
+        "weighting.n_positions=0".into(),
+        format!("weighting.init_from=\"{}\"", base.display()),
+    ]);
+    let device = Default::default();
+    let probe = ProbeConfig { epochs: 12, lr: 1e-2, batch_tokens: 256 };
+
+    // The head is fitted on fixed trunk features: a trainable trunk is refused, by name.
+    let err = fit_answer_probe::<Cpu>(&tiny(&paths), &probe, &dir.join("refused"), &device, &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("weighting.freeze_trunk"), "{err}");
+
+    paths.push("weighting.freeze_trunk=true".into());
+    let run_dir = dir.join("probe");
+    let mut seen = Vec::new();
+    let summary =
+        fit_answer_probe::<Cpu>(&tiny(&paths), &probe, &run_dir, &device, &mut |e| seen.push(e.clone())).unwrap();
+    assert_eq!(seen, summary.epochs);
+    assert!(summary.answer_share > 0.0 && summary.answer_share < 1.0, "{}", summary.answer_share);
+    let first = &summary.epochs[0];
+    let last = summary.epochs.last().unwrap();
+    assert!(last.train_loss < 0.9 * first.train_loss, "training BCE {} → {}", first.train_loss, last.train_loss);
+    let best = &summary.epochs[summary.best - 1];
+    assert!(summary.epochs.iter().all(|e| e.val_loss >= best.val_loss && e.val_auc.is_finite()));
+    assert!(best.answer_ratio > 1.0, "answer tokens weigh {} × the others", best.answer_ratio);
+    let lines = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), probe.epochs);
+
+    // `camels:DIR` reads the kept epoch (head only, trunk from the base).
+    assert_eq!(summary.checkpoint, last_dir(&run_dir));
+    let text = "Varodek Quillian was born in 1873 in the town of Essar.";
+    let tokenizer = TextTokenizer::from_dir(&base).unwrap();
+    let encoded = camels_data::TextEncoder::encode(tokenizer.inner(), text).unwrap();
+    let weights = Weigher::<Cpu>::new(&WeightStrategy::Camels(run_dir.clone()), &[text], &device)
+        .unwrap()
+        .weigh(text, &encoded)
+        .unwrap();
+    assert!(weights.iter().all(|w| w.is_finite()));
+    assert!(weights.iter().any(|w| (w - weights[0]).abs() > 1e-6), "the fitted head weighs tokens differently");
+}
