@@ -143,6 +143,23 @@ impl Default for WeightingSection {
     }
 }
 
+/// Which question–answer pairs the control term of J holds (`outer.control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlKind {
+    /// The questions (with their own answers) of `inner.update_batch_size` other training
+    /// documents, which the inner loop does not see: J rewards what the steps teach about their
+    /// own documents' answers and not what they teach every answer.
+    #[default]
+    OtherDocuments,
+    /// The step's own questions, each paired with an answer of the next document of the step (its
+    /// questions' answers in turn): J rewards raising the gold answer of a question over another
+    /// answer the steps also saw, the fact gain that adaptation reports (gold gain − swapped gain),
+    /// so weights that make every answer of the stream more likely, whatever the question, earn
+    /// nothing.
+    SwappedAnswers,
+}
+
 /// How dJ/dw is computed (see [`MetaGradMode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -228,6 +245,8 @@ pub struct OuterSection {
     /// loop does not see, so J rewards what the steps teach about their own documents' answers
     /// and not what they teach every answer.
     pub c_control: f64,
+    /// What the control questions are: `other_documents` (the default) or `swapped_answers`.
+    pub control: ControlKind,
     /// Hinge the control term: J subtracts c_control · min(control NLL after, before), so that
     /// steps which make the control answers less likely earn nothing (without it they lower J).
     pub control_hinge: bool,
@@ -249,6 +268,7 @@ impl Default for OuterSection {
             grad_acc: 4,
             c_kl: 0.1,
             c_control: 0.0,
+            control: ControlKind::OtherDocuments,
             control_hinge: false,
             clip_norm: 1.0,
             beta_1: 0.9,
@@ -452,6 +472,17 @@ impl MetaTrainConfig {
                 path,
                 "outer.c_control",
                 format!("{} must be finite and not negative", self.outer.c_control),
+            ));
+        }
+        if self.outer.c_control > 0.0
+            && self.outer.control == ControlKind::SwappedAnswers
+            && self.inner.update_batch_size < 2
+        {
+            return Err(config_error(
+                path,
+                "outer.control",
+                "swapped_answers pairs each document's questions with another document's answers: \
+                 inner.update_batch_size must be at least 2",
             ));
         }
         if self.outer.c_control > 0.0 && self.data.train.as_os_str().is_empty() {

@@ -39,7 +39,7 @@ use camels_model::weighting::{WeightingModel, WeightingModelConfig};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Pointer, TrainState, stable_param_ids};
-use crate::config::{MetaTrainConfig, expand_path};
+use crate::config::{ControlKind, MetaTrainConfig, expand_path};
 use crate::error::{MetaError, Result};
 use crate::eval::InputReport;
 use crate::lock::RunLock;
@@ -214,34 +214,50 @@ pub fn step_documents(seed: u64, step: usize, k: usize, n: usize) -> Vec<usize> 
     out
 }
 
-/// QA rows of the questions of `docs` (all, or `data.questions_per_doc` drawn with `rng`) and
-/// their answer-token targets.
-fn question_rows(
-    encoder: &dyn TextEncoder,
+/// The (question, answer) pairs of each of `docs`: all, or `data.questions_per_doc` drawn with `rng`.
+fn question_pairs<'a>(
     config: &MetaTrainConfig,
-    docs: &[&PreparedDoc],
+    docs: &[&'a PreparedDoc],
     rng: &mut Rng,
-) -> Result<(Rows, Vec<f32>)> {
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    for doc in docs {
-        let chosen: Vec<usize> = match config.data.questions_per_doc {
-            0 => (0..doc.qa.len()).collect(),
-            q => rng.sample_indices(doc.qa.len(), q.min(doc.qa.len())),
-        };
-        pairs.extend(chosen.into_iter().map(|i| (doc.qa[i].0.as_str(), doc.qa[i].1.as_str())));
-    }
+) -> Vec<Vec<(&'a str, &'a str)>> {
+    docs.iter()
+        .map(|doc| {
+            let chosen: Vec<usize> = match config.data.questions_per_doc {
+                0 => (0..doc.qa.len()).collect(),
+                q => rng.sample_indices(doc.qa.len(), q.min(doc.qa.len())),
+            };
+            chosen.into_iter().map(|i| (doc.qa[i].0.as_str(), doc.qa[i].1.as_str())).collect()
+        })
+        .collect()
+}
+
+/// The QA rows of (question, answer) pairs and their answer-token target mask.
+fn qa_rows(encoder: &dyn TextEncoder, config: &MetaTrainConfig, pairs: &[(&str, &str)]) -> Result<(Rows, Vec<f32>)> {
     let qa_config = QaBatchConfig {
         max_len: config.data.qa_max_len,
         include_eos: config.data.qa_include_eos,
         ..QaBatchConfig::default()
     };
-    let qa = qa_train_batch(encoder, &pairs, &qa_config)?;
+    let qa = qa_train_batch(encoder, pairs, &qa_config)?;
     let rows = Rows::new(qa.ids.iter().map(|&x| i64::from(x)).collect(), qa.attention_mask.clone(), qa.batch, qa.len)?;
     Ok((rows, qa.target_mask))
 }
 
+/// Each document's questions paired with answers of the next document (cyclically): the i-th
+/// question of document k takes the answer of question i mod n of document k + 1.
+fn swapped_pairs<'a>(per_doc: &[Vec<(&'a str, &'a str)>]) -> Vec<(&'a str, &'a str)> {
+    let k = per_doc.len();
+    (0..k)
+        .flat_map(|d| {
+            let next = &per_doc[(d + 1) % k];
+            per_doc[d].iter().enumerate().map(move |(i, &(q, _))| (q, next[i % next.len()].1))
+        })
+        .collect()
+}
+
 /// The meta-problem of documents `docs` (questions sampled with `rng`, locality rows given), with
-/// the questions of `control` as control questions when `outer.c_control` > 0.
+/// control questions when `outer.c_control` > 0: those of `control` (`other_documents`), or the
+/// documents' own questions with swapped answers (`swapped_answers`, `control` unused).
 fn build_problem(
     encoder: &dyn TextEncoder,
     config: &MetaTrainConfig,
@@ -250,10 +266,15 @@ fn build_problem(
     locality: &TokenBatch,
     rng: &mut Rng,
 ) -> Result<MetaProblem> {
-    let (qa, qa_targets) = question_rows(encoder, config, docs, rng)?;
+    let own = question_pairs(config, docs, rng);
+    let (qa, qa_targets) = qa_rows(encoder, config, &own.concat())?;
     let control = match config.outer.c_control > 0.0 {
         true => {
-            let (qa, targets) = question_rows(encoder, config, control, rng)?;
+            let pairs = match config.outer.control {
+                ControlKind::OtherDocuments => question_pairs(config, control, rng).concat(),
+                ControlKind::SwappedAnswers => swapped_pairs(&own),
+            };
+            let (qa, targets) = qa_rows(encoder, config, &pairs)?;
             Some(ControlQa { qa, targets, coefficient: config.outer.c_control, hinge: config.outer.control_hinge })
         }
         false => None,
@@ -908,6 +929,38 @@ mod tests {
         // " Berel" is 6 byte tokens; the end of sequence is one more target.
         assert_eq!(targets(true), targets(false) + 1.0);
         assert_eq!(targets(false), 6.0);
+    }
+
+    #[test]
+    fn swapped_answers_pair_each_question_with_the_next_documents_answers() {
+        let per_doc =
+            vec![vec![("q1", "a1"), ("q2", "a2")], vec![("q3", "a3")], vec![("q4", "a4"), ("q5", "a5"), ("q6", "a6")]];
+        let expected = [("q1", "a3"), ("q2", "a3"), ("q3", "a4"), ("q4", "a1"), ("q5", "a2"), ("q6", "a1")];
+        assert_eq!(swapped_pairs(&per_doc), expected);
+
+        // In the problem: the control rows are the own questions with those answers.
+        let doc = |text: &str, qa: &[(&str, &str)]| PreparedDoc {
+            id: text.into(),
+            text: text.into(),
+            ids: vec![65, 66, 67, 68],
+            mask: vec![1.0; 4],
+            offsets: vec![(0, 1), (1, 2), (2, 3), (3, 4)],
+            answer: vec![false; 4],
+            qa: qa.iter().map(|&(q, a)| (q.to_string(), a.to_string())).collect(),
+        };
+        let (d1, d2) = (doc("d1", &[("Who?", "Al")]), doc("d2", &[("Where?", "Berelheim")]));
+        let locality = TokenBatch::from_rows(&[vec![1, 2, 3]], None, 0, camels_data::Padding::Right, None).unwrap();
+        let mut config = MetaTrainConfig::default();
+        config.outer.c_control = 1.0;
+        config.outer.control = ControlKind::SwappedAnswers;
+        let problem =
+            build_problem(&camels_data::ByteEncoder, &config, &[&d1, &d2], &[], &locality, &mut Rng::new(0)).unwrap();
+        let control = problem.control.expect("a control term");
+        let per_row =
+            |targets: &[f32], len: usize| -> Vec<f32> { targets.chunks(len).map(|r| r.iter().sum()).collect() };
+        // Own answers " Al" (3 bytes) and " Berelheim" (10), plus the end of sequence each; swapped: the other way round.
+        assert_eq!(per_row(&problem.qa_targets, problem.qa.len), [4.0, 11.0]);
+        assert_eq!(per_row(&control.targets, control.qa.len), [11.0, 4.0]);
     }
 }
 

@@ -110,6 +110,19 @@ fn config_rejects_unknown_keys_with_their_name() {
     let bf16_cd = ["inner.matmul_precision=bf16".into(), "inner.grad_mode=central_difference".into()];
     let err = MetaTrainConfig::from_toml_str("", "x.toml", &bf16_cd).unwrap_err();
     assert!(err.to_string().contains("inner.grad_mode"), "{err}");
+    // Swapped answers come from another document of the step: one document per step has none.
+    let swapped_alone = [
+        "outer.c_control=1.0".into(),
+        "outer.control=\"swapped_answers\"".into(),
+        "inner.update_batch_size=1".into(),
+        "inner.reset_base_every=1".into(),
+        "data.val_docs=1".into(),
+    ];
+    let err = MetaTrainConfig::from_toml_str("[data]\ntrain = \"t.jsonl\"\n", "x.toml", &swapped_alone).unwrap_err();
+    assert!(err.to_string().contains("outer.control"), "{err}");
+    let swapped_pairs = [swapped_alone[0].clone(), swapped_alone[1].clone()];
+    let config = MetaTrainConfig::from_toml_str("[data]\ntrain = \"t.jsonl\"\n", "x.toml", &swapped_pairs).unwrap();
+    assert_eq!(config.outer.control, camels_meta::config::ControlKind::SwappedAnswers);
 }
 
 #[test]
