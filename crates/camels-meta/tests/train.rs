@@ -57,6 +57,16 @@ fn world(dir: &Path) -> Vec<String> {
     ]
 }
 
+/// Overrides for a weighting model whose trunk is the first block of the base in `base`.
+fn one_block_trunk_of(base: &Path) -> [String; 4] {
+    [
+        "weighting.preset=\"base\"".to_string(),
+        "weighting.n_layer=1".into(),
+        "weighting.n_positions=0".into(),
+        format!("weighting.init_from=\"{}\"", base.display()),
+    ]
+}
+
 fn tiny(overrides: &[String]) -> MetaTrainConfig {
     MetaTrainConfig::from_file(&config_file("tiny.toml"), overrides).unwrap()
 }
@@ -407,14 +417,8 @@ fn a_frozen_trunk_from_the_base_is_saved_by_reference_and_resumes_exactly() {
     let _serial = serial();
     let mut paths = world(&dir);
     let base = dir.join("base");
-    paths.extend([
-        "weighting.preset=\"base\"".to_string(),
-        "weighting.n_layer=1".into(),
-        "weighting.n_positions=0".into(),
-        format!("weighting.init_from=\"{}\"", base.display()),
-        "weighting.freeze_trunk=true".into(),
-        "inner.reset_base_every=6".into(),
-    ]);
+    paths.extend(one_block_trunk_of(&base));
+    paths.extend(["weighting.freeze_trunk=true".to_string(), "inner.reset_base_every=6".into()]);
     let unbroken = dir.join("unbroken");
     run(&tiny(&paths), &unbroken);
     let broken = dir.join("broken");
@@ -531,12 +535,7 @@ fn the_answer_probe_fits_the_spans_keeps_its_best_epoch_and_saves_a_head_adapt_l
     let _serial = serial();
     let mut paths = world(&dir);
     let base = dir.join("base");
-    paths.extend([
-        "weighting.preset=\"base\"".to_string(),
-        "weighting.n_layer=1".into(),
-        "weighting.n_positions=0".into(),
-        format!("weighting.init_from=\"{}\"", base.display()),
-    ]);
+    paths.extend(one_block_trunk_of(&base));
     let device = Default::default();
     let probe = ProbeConfig { epochs: 12, lr: 1e-2, batch_tokens: 256 };
 
